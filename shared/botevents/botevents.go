@@ -1,0 +1,163 @@
+// Package botevents writes and reads bot events on the EVENTS stream.
+//
+// Every event of a bot goes to usher.events.<project>.<bot_id> with a per-bot
+// seq (1, 2, 3, ...) and is published with JetStream's
+// Nats-Expected-Last-Subject-Sequence: a writer states which event it
+// believes is the bot's last, and the server refuses the write if another
+// writer (a second worker, or ingest handling a leave) got there first. So a
+// bot's events are totally ordered, gap-free, and never written by two
+// writers that disagree about its state. Nats-Msg-Id "ev:<bot_id>:<seq>"
+// makes a retried publish land once.
+package botevents
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	usherv1 "github.com/usherhq/usher/proto/gen/usher/v1"
+	"github.com/usherhq/usher/shared/botstate"
+	"github.com/usherhq/usher/shared/topology"
+)
+
+// ErrConflict means another writer published an event for the bot since the
+// cursor was read: read Last again and decide anew.
+var ErrConflict = errors.New("bot event conflict: another writer moved the bot")
+
+// ErrIllegalTransition is returned for a transition botstate forbids.
+var ErrIllegalTransition = errors.New("illegal bot state transition")
+
+// Cursor is what a writer knows about a bot's latest event.
+type Cursor struct {
+	Project string
+	BotID   string
+	// State is the bot's current state.
+	State botstate.State
+	// Seq is the per-bot seq of the last event (0 when there is none).
+	Seq uint64
+	// StreamSeq is the EVENTS stream sequence of the last event (0 when none).
+	StreamSeq uint64
+}
+
+// Store publishes and reads bot events.
+type Store struct {
+	js     jetstream.JetStream
+	events jetstream.Stream
+	stream string
+}
+
+// New returns a Store on the EVENTS stream (a handle from topology.Ensure,
+// whose AllowDirect lets Last use direct gets).
+func New(js jetstream.JetStream, events jetstream.Stream) *Store {
+	return &Store{js: js, events: events, stream: topology.StreamEvents}
+}
+
+// Last returns the cursor after the bot's last event. When the bot has no
+// event yet, the cursor has Seq 0 and the given initial state (ready or
+// scheduled, which the caller knows from the job or the bot document).
+func (s *Store) Last(ctx context.Context, project, botID string, initial botstate.State) (Cursor, error) {
+	cur := Cursor{Project: project, BotID: botID, State: initial}
+	msg, err := s.events.GetLastMsgForSubject(ctx, topology.EventSubject(project, botID))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return cur, nil
+	}
+	if err != nil {
+		return Cursor{}, fmt.Errorf("read last event of bot %s: %w", botID, err)
+	}
+	var ev usherv1.BotEvent
+	if err := proto.Unmarshal(msg.Data, &ev); err != nil {
+		return Cursor{}, fmt.Errorf("decode last event of bot %s: %w", botID, err)
+	}
+	cur.State = botstate.State(ev.GetNewState())
+	cur.Seq = ev.GetSeq()
+	cur.StreamSeq = msg.Sequence
+	return cur, nil
+}
+
+// Change is one state change to publish.
+type Change struct {
+	To      botstate.State
+	SubCode string
+	// Meta is extra detail for the event; never secrets.
+	Meta map[string]string
+	// BotMetadata is the metadata given when the bot was created.
+	BotMetadata map[string]string
+	// At defaults to now.
+	At time.Time
+}
+
+// Publish appends the change after cur and returns the new cursor. It returns
+// ErrConflict when cur is no longer the bot's last event, and
+// ErrIllegalTransition when the change is not a legal transition from cur.State.
+func (s *Store) Publish(ctx context.Context, cur Cursor, ch Change) (Cursor, *usherv1.BotEvent, error) {
+	if !botstate.CanTransition(cur.State, ch.To) {
+		return cur, nil, fmt.Errorf("%w: %s → %s for bot %s", ErrIllegalTransition, cur.State, ch.To, cur.BotID)
+	}
+	if !botstate.KnownSubCode(ch.SubCode) {
+		return cur, nil, fmt.Errorf("unknown sub_code %q", ch.SubCode)
+	}
+	at := ch.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	ev := &usherv1.BotEvent{
+		BotId:       cur.BotID,
+		Project:     cur.Project,
+		Seq:         cur.Seq + 1,
+		OldState:    string(cur.State),
+		NewState:    string(ch.To),
+		SubCode:     ch.SubCode,
+		At:          timestamppb.New(at),
+		BotMetadata: ch.BotMetadata,
+		Metadata:    ch.Meta,
+	}
+	data, err := proto.Marshal(ev)
+	if err != nil {
+		return cur, nil, fmt.Errorf("encode event: %w", err)
+	}
+	msg := &nats.Msg{
+		Subject: topology.EventSubject(cur.Project, cur.BotID),
+		Data:    data,
+		Header:  nats.Header{topology.HeaderContentType: []string{topology.ContentTypeProtobuf}},
+	}
+	ack, err := s.js.PublishMsg(ctx, msg,
+		jetstream.WithMsgID(topology.EventMsgID(cur.BotID, ev.Seq)),
+		jetstream.WithExpectStream(s.stream),
+		jetstream.WithExpectLastSequencePerSubject(cur.StreamSeq))
+	if err != nil {
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+			return cur, nil, fmt.Errorf("publish event %d of bot %s: %w", ev.Seq, cur.BotID, ErrConflict)
+		}
+		return cur, nil, fmt.Errorf("publish event %d of bot %s: %w", ev.Seq, cur.BotID, err)
+	}
+	if ack.Duplicate {
+		// A retry of a publish that already landed: the stored event is ours
+		// only if nobody else wrote since; re-read to be sure.
+		last, err := s.Last(ctx, cur.Project, cur.BotID, cur.State)
+		if err != nil {
+			return cur, nil, err
+		}
+		if last.Seq != ev.Seq || last.State != ch.To {
+			return last, nil, fmt.Errorf("publish event %d of bot %s: %w", ev.Seq, cur.BotID, ErrConflict)
+		}
+		return last, ev, nil
+	}
+	next := Cursor{Project: cur.Project, BotID: cur.BotID, State: ch.To, Seq: ev.Seq, StreamSeq: ack.Sequence}
+	return next, ev, nil
+}
+
+// Decode decodes an event message body.
+func Decode(data []byte) (*usherv1.BotEvent, error) {
+	var ev usherv1.BotEvent
+	if err := proto.Unmarshal(data, &ev); err != nil {
+		return nil, fmt.Errorf("decode bot event: %w", err)
+	}
+	return &ev, nil
+}

@@ -1,0 +1,285 @@
+package topology
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream, bucket and consumer names.
+const (
+	// StreamJobs is the work-queue stream of join jobs (immediate and scheduled).
+	StreamJobs = "JOBS"
+	// StreamEvents keeps every bot event (limits retention) for the projector and upstream consumers.
+	StreamEvents = "EVENTS"
+	// BucketBots holds one JSON document per bot: its request, state and events.
+	BucketBots = "BOTS"
+	// BucketLeases holds one lease per bot being served, so a redelivered job never joins twice.
+	BucketLeases = "BOT_LEASES"
+	// BucketTeamsAccounts holds the projects' sealed Teams bot-account credentials.
+	BucketTeamsAccounts = "TEAMS_ACCOUNTS"
+	// BucketAccountLeases holds fleet-wide claims on Teams accounts (per meeting and per slot).
+	BucketAccountLeases = "ACCOUNT_LEASES"
+	// ObjectScreenshots keeps screenshots of failed logins for the project to download.
+	ObjectScreenshots = "SCREENSHOTS"
+	// ConsumerWorkers is the durable pull consumer all workers share.
+	ConsumerWorkers = "workers"
+	// ConsumerProjector is the durable consumer the ingest projector shares.
+	ConsumerProjector = "projector"
+)
+
+// Config sizes the topology. The zero value is not useful; start from Defaults.
+type Config struct {
+	// Replicas of every stream and bucket. Default 1; 3 in a cluster.
+	Replicas int
+	// EventsMaxAge is how long events are kept. Default 30 days.
+	EventsMaxAge time.Duration
+	// JobAckWait is how long a claimed job may go without an ack or InProgress. Default 30 s.
+	JobAckWait time.Duration
+	// JobMaxDeliver bounds deliveries of one job (crash loops, transient retries). Default 20.
+	JobMaxDeliver int
+	// LeaseTTL is how long a bot lease lives without a heartbeat. Default 15 s.
+	LeaseTTL time.Duration
+	// Duplicates is the window in which a repeated Nats-Msg-Id is dropped. Default 2 min.
+	Duplicates time.Duration
+	// ScreenshotMaxAge bounds how long login screenshots are kept. Default 7 days.
+	ScreenshotMaxAge time.Duration
+	// ScreenshotMaxBytes bounds the screenshot store. Default 256 MiB.
+	ScreenshotMaxBytes int64
+	// MemoryStorage keeps everything in memory (benchmarks only). Default false: file storage.
+	MemoryStorage bool
+}
+
+// Defaults returns the production defaults.
+func Defaults() Config {
+	return Config{
+		Replicas:           1,
+		EventsMaxAge:       30 * 24 * time.Hour,
+		JobAckWait:         30 * time.Second,
+		JobMaxDeliver:      20,
+		LeaseTTL:           15 * time.Second,
+		Duplicates:         2 * time.Minute,
+		ScreenshotMaxAge:   7 * 24 * time.Hour,
+		ScreenshotMaxBytes: 256 << 20,
+	}
+}
+
+// Validate names the first bad field.
+func (c Config) Validate() error {
+	switch {
+	case c.Replicas < 1 || c.Replicas > 5:
+		return fmt.Errorf("topology replicas must be 1-5, got %d", c.Replicas)
+	case c.JobAckWait < time.Second:
+		return fmt.Errorf("topology job ack wait must be ≥ 1s, got %s", c.JobAckWait)
+	case c.JobMaxDeliver < 2:
+		return fmt.Errorf("topology job max deliver must be ≥ 2, got %d", c.JobMaxDeliver)
+	case c.LeaseTTL < time.Second:
+		return fmt.Errorf("topology lease TTL must be ≥ 1s, got %s", c.LeaseTTL)
+	case c.Duplicates <= 0:
+		return fmt.Errorf("topology duplicates window must be > 0, got %s", c.Duplicates)
+	}
+	return nil
+}
+
+func (c Config) storage() jetstream.StorageType {
+	if c.MemoryStorage {
+		return jetstream.MemoryStorage
+	}
+	return jetstream.FileStorage
+}
+
+// JobsStream is the JOBS stream: a work queue that also holds message
+// schedules, so a scheduled bot is stored durably and fired by the server.
+func (c Config) JobsStream() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:              StreamJobs,
+		Description:       "Usher join jobs; usher.schedules.* hold scheduled jobs until they fire",
+		Subjects:          []string{JobsPrefix + ".>", SchedulesPrefix + ".>"},
+		Retention:         jetstream.WorkQueuePolicy,
+		Storage:           c.storage(),
+		Replicas:          c.Replicas,
+		Duplicates:        c.Duplicates,
+		AllowMsgSchedules: true,
+		AllowDirect:       true,
+		Discard:           jetstream.DiscardOld,
+	}
+}
+
+// EventsStream is the EVENTS stream: every bot event and every rejected
+// request, kept for EventsMaxAge.
+func (c Config) EventsStream() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        StreamEvents,
+		Description: "Usher bot events and rejected requests",
+		Subjects:    []string{EventsPrefix + ".>", RejectionsPrefix + ".>"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     c.storage(),
+		Replicas:    c.Replicas,
+		MaxAge:      c.EventsMaxAge,
+		Duplicates:  c.Duplicates,
+		AllowDirect: true,
+	}
+}
+
+// WorkersConsumer is the pull consumer every worker fetches from. Its
+// pending count is the fleet's unmet demand, the signal KEDA scales on.
+func (c Config) WorkersConsumer() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       ConsumerWorkers,
+		Description:   "Usher workers: one job per free bot slot",
+		FilterSubject: JobsPrefix + ".>",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.JobAckWait,
+		MaxDeliver:    c.JobMaxDeliver,
+		MaxAckPending: 100_000,
+		MaxWaiting:    4096,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+}
+
+// ProjectorConsumer is the consumer the ingest projector shares.
+func (c Config) ProjectorConsumer() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       ConsumerProjector,
+		Description:   "Usher ingest projector: events into BOTS documents",
+		FilterSubject: EventsPrefix + ".>",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxDeliver:    -1,
+		MaxAckPending: 20_000,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+}
+
+// BotsBucket is the BOTS key-value bucket.
+func (c Config) BotsBucket() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      BucketBots,
+		Description: "Usher bot documents: <project>.<bot_id>; dedup.<project>.<sha256> indexes",
+		History:     1,
+		Storage:     c.storage(),
+		Replicas:    c.Replicas,
+	}
+}
+
+// LeasesBucket is the BOT_LEASES bucket. Keys expire LeaseTTL after their
+// last write and leave a marker, so a watcher learns that a worker was lost.
+func (c Config) LeasesBucket() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:         BucketLeases,
+		Description:    "Usher bot leases: <bot_id> -> worker, renewed by heartbeat",
+		History:        1,
+		TTL:            c.LeaseTTL,
+		LimitMarkerTTL: time.Minute,
+		Storage:        c.storage(),
+		Replicas:       c.Replicas,
+	}
+}
+
+// TeamsAccountsBucket holds sealed Teams credentials; never in memory storage.
+func (c Config) TeamsAccountsBucket() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:      BucketTeamsAccounts,
+		Description: "Usher Teams bot accounts: <project>.<account_id> -> sealed credentials and status",
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    c.Replicas,
+	}
+}
+
+// AccountLeasesBucket holds fleet-wide claims on Teams accounts.
+func (c Config) AccountLeasesBucket() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:         BucketAccountLeases,
+		Description:    "Usher Teams account claims: per meeting and per concurrent slot",
+		History:        1,
+		TTL:            c.LeaseTTL,
+		LimitMarkerTTL: time.Minute,
+		Storage:        c.storage(),
+		Replicas:       c.Replicas,
+	}
+}
+
+// ScreenshotsStore keeps failed-login screenshots, bounded in size and age.
+func (c Config) ScreenshotsStore() jetstream.ObjectStoreConfig {
+	return jetstream.ObjectStoreConfig{
+		Bucket:      ObjectScreenshots,
+		Description: "Usher failed-login screenshots (password field blanked)",
+		TTL:         c.ScreenshotMaxAge,
+		MaxBytes:    c.ScreenshotMaxBytes,
+		Storage:     c.storage(),
+		Replicas:    c.Replicas,
+	}
+}
+
+// Topology holds handles on everything Ensure created.
+type Topology struct {
+	Config        Config
+	Jobs          jetstream.Stream
+	Events        jetstream.Stream
+	Workers       jetstream.Consumer
+	Projector     jetstream.Consumer
+	Bots          jetstream.KeyValue
+	Leases        jetstream.KeyValue
+	TeamsAccounts jetstream.KeyValue
+	AccountLeases jetstream.KeyValue
+	Screenshots   jetstream.ObjectStore
+}
+
+// Ensure creates or updates every stream, consumer and bucket so that it
+// matches cfg. It is idempotent: every service calls it at start-up and the
+// first one to run creates the topology.
+func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	t := &Topology{Config: cfg}
+	var err error
+	if t.Jobs, err = js.CreateOrUpdateStream(ctx, cfg.JobsStream()); err != nil {
+		return nil, fmt.Errorf("ensure stream %s: %w", StreamJobs, err)
+	}
+	if t.Events, err = js.CreateOrUpdateStream(ctx, cfg.EventsStream()); err != nil {
+		return nil, fmt.Errorf("ensure stream %s: %w", StreamEvents, err)
+	}
+	if t.Workers, err = js.CreateOrUpdateConsumer(ctx, StreamJobs, cfg.WorkersConsumer()); err != nil {
+		return nil, fmt.Errorf("ensure consumer %s: %w", ConsumerWorkers, err)
+	}
+	if t.Projector, err = js.CreateOrUpdateConsumer(ctx, StreamEvents, cfg.ProjectorConsumer()); err != nil {
+		return nil, fmt.Errorf("ensure consumer %s: %w", ConsumerProjector, err)
+	}
+	buckets := []struct {
+		dst *jetstream.KeyValue
+		cfg jetstream.KeyValueConfig
+	}{
+		{&t.Bots, cfg.BotsBucket()},
+		{&t.Leases, cfg.LeasesBucket()},
+		{&t.TeamsAccounts, cfg.TeamsAccountsBucket()},
+		{&t.AccountLeases, cfg.AccountLeasesBucket()},
+	}
+	for _, b := range buckets {
+		if *b.dst, err = js.CreateOrUpdateKeyValue(ctx, b.cfg); err != nil {
+			return nil, fmt.Errorf("ensure bucket %s: %w", b.cfg.Bucket, err)
+		}
+	}
+	if t.Screenshots, err = js.CreateOrUpdateObjectStore(ctx, cfg.ScreenshotsStore()); err != nil {
+		return nil, fmt.Errorf("ensure object store %s: %w", ObjectScreenshots, err)
+	}
+	return t, nil
+}
+
+// ErrNotReady is returned by Check when the topology is missing.
+var ErrNotReady = errors.New("jetstream topology not ready")
+
+// Check is a readiness probe: it answers nil when the JOBS and EVENTS streams
+// can be reached.
+func Check(ctx context.Context, js jetstream.JetStream) error {
+	for _, name := range []string{StreamJobs, StreamEvents} {
+		if _, err := js.Stream(ctx, name); err != nil {
+			return fmt.Errorf("%w: stream %s: %w", ErrNotReady, name, err)
+		}
+	}
+	return nil
+}
