@@ -20,12 +20,12 @@ import (
 
 // Server is one test's JetStream server.
 type Server struct {
-	t     testing.TB
-	dir   string
-	port  int
-	srv   *server.Server
-	URL   string
-	Topo  topology.Config
+	t    testing.TB
+	dir  string
+	port int
+	srv  *server.Server
+	URL  string
+	Topo topology.Config
 }
 
 // New starts a server with file storage in t.TempDir() and ensures the
