@@ -51,7 +51,7 @@ var SubCodes = []SubCode{
 	{SubMeetingNotFound, Failed, "The meeting link does not lead to a meeting (wrong id, or the platform says it does not exist)."},
 	{SubRequestToJoinDenied, Failed, "The host refused the bot from the waiting room or lobby."},
 	{SubWaitingRoomTimeout, Failed, "Nobody admitted the bot within automatic_leave_settings.waiting_room_timeout_seconds."},
-	{SubLoginRequired, Failed, "The meeting refuses anonymous participants and the bot had no identity to sign in with."},
+	{SubLoginRequired, Failed, "The meeting refuses anonymous participants and the bot had no identity to sign in with, or the meeting refused its fresh sign-in."},
 	{SubMeetingEndedBeforeJoin, Failed, "The meeting ended while the bot was joining or waiting."},
 	{SubBlockedByCaptcha, Failed, "The platform or the login page showed a captcha."},
 	{SubUIElementNotFound, Failed, "The page never showed an element the driver waits for; event metadata `step` names the step that stalled."},
