@@ -13,6 +13,7 @@ import (
 	"github.com/usherhq/usher/shared/natstest"
 	"github.com/usherhq/usher/shared/sealbox"
 	"github.com/usherhq/usher/shared/secret"
+	"github.com/usherhq/usher/shared/teamsaccount"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -51,7 +52,7 @@ func TestResealCommandRotatesEveryAccount(t *testing.T) {
 		t.Fatalf("List = %d, %v", len(recs), err)
 	}
 	for _, rec := range recs {
-		if pw, err := newOnly.Open(rec.SealedPassword, credentials.PasswordContext("acme", rec.ID)); err != nil || string(pw) != "pw-"+rec.Email {
+		if pw, err := newOnly.Open(rec.SealedPassword, teamsaccount.PasswordContext("acme", rec.ID)); err != nil || string(pw) != "pw-"+rec.Email {
 			t.Fatalf("%s: %q, %v", rec.Email, pw, err)
 		}
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/usherhq/usher/shared/natstest"
 	"github.com/usherhq/usher/shared/sealbox"
 	"github.com/usherhq/usher/shared/secret"
+	"github.com/usherhq/usher/shared/teamsaccount"
 	"github.com/usherhq/usher/shared/topology"
 )
 
@@ -150,7 +151,7 @@ func TestPutListGetDeleteNeverShowsPassword(t *testing.T) {
 	}
 	acct := r.json(t)
 	id, _ := acct["id"].(string)
-	if !credentials.ValidAccountID(id) || acct["status"] != "ok" || acct["email"] != "bot@contoso.com" {
+	if !teamsaccount.ValidAccountID(id) || acct["status"] != "ok" || acct["email"] != "bot@contoso.com" {
 		t.Fatalf("PUT body = %s", r.Body)
 	}
 
@@ -202,7 +203,7 @@ func TestPutListGetDeleteNeverShowsPassword(t *testing.T) {
 		t.Fatalf("second DELETE = %d %s", r.Status, r.Body)
 	}
 	// The purged record leaves no sealed password behind.
-	hist, err := e.topo.TeamsAccounts.History(context.Background(), credentials.Key("acme", id))
+	hist, err := e.topo.TeamsAccounts.History(context.Background(), teamsaccount.Key("acme", id))
 	if err == nil {
 		for _, h := range hist {
 			if len(h.Value()) > 0 {
@@ -222,26 +223,26 @@ func TestStoredValueIsSealedNotPlain(t *testing.T) {
 	r := e.put(keyAcme, "bot@contoso.com", pw)
 	id := r.json(t)["id"].(string)
 
-	entry, err := e.topo.TeamsAccounts.Get(context.Background(), credentials.Key("acme", id))
+	entry, err := e.topo.TeamsAccounts.Get(context.Background(), teamsaccount.Key("acme", id))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if bytes.Contains(entry.Value(), []byte(pw)) {
 		t.Fatalf("stored value holds the password: %s", entry.Value())
 	}
-	var rec credentials.Record
+	var rec teamsaccount.Record
 	if err := json.Unmarshal(entry.Value(), &rec); err != nil {
 		t.Fatal(err)
 	}
 	if kid, _ := sealbox.KeyID(rec.SealedPassword); kid != "k1" {
 		t.Fatalf("sealed under %q, want k1", kid)
 	}
-	got, err := e.ring.Open(rec.SealedPassword, credentials.PasswordContext("acme", id))
+	got, err := e.ring.Open(rec.SealedPassword, teamsaccount.PasswordContext("acme", id))
 	if err != nil || string(got) != pw {
 		t.Fatalf("Open = %q, %v", got, err)
 	}
 	// Bound to its owner: the same blob does not open as another project's.
-	if _, err := e.ring.Open(rec.SealedPassword, credentials.PasswordContext("other", id)); err == nil {
+	if _, err := e.ring.Open(rec.SealedPassword, teamsaccount.PasswordContext("other", id)); err == nil {
 		t.Fatal("sealed password opens for another project")
 	}
 }
@@ -355,20 +356,20 @@ func TestOtherProjectsAccountIs404(t *testing.T) {
 }
 
 // workerWrite changes a record the way a worker does (status after a login).
-func workerWrite(t *testing.T, kv jetstream.KeyValue, project, id string, change func(*credentials.Record)) {
+func workerWrite(t *testing.T, kv jetstream.KeyValue, project, id string, change func(*teamsaccount.Record)) {
 	t.Helper()
 	ctx := context.Background()
-	e, err := kv.Get(ctx, credentials.Key(project, id))
+	e, err := kv.Get(ctx, teamsaccount.Key(project, id))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var rec credentials.Record
+	var rec teamsaccount.Record
 	if err := json.Unmarshal(e.Value(), &rec); err != nil {
 		t.Fatal(err)
 	}
 	change(&rec)
 	b, _ := json.Marshal(rec)
-	if _, err := kv.Update(ctx, credentials.Key(project, id), b, e.Revision()); err != nil {
+	if _, err := kv.Update(ctx, teamsaccount.Key(project, id), b, e.Revision()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -380,8 +381,8 @@ func TestPutAgainMakesAnInvalidAccountUsable(t *testing.T) {
 	id := first.json(t)["id"].(string)
 	rec0, _ := e.store.Get(context.Background(), "acme", id)
 	now := time.Now().UTC()
-	workerWrite(t, e.topo.TeamsAccounts, "acme", id, func(r *credentials.Record) {
-		r.Status = credentials.StatusInvalid
+	workerWrite(t, e.topo.TeamsAccounts, "acme", id, func(r *teamsaccount.Record) {
+		r.Status = teamsaccount.StatusInvalid
 		r.LastFailureCode = "teams_login_invalid_credentials"
 		r.LastFailureAt = now
 		r.LastUsedAt = now
@@ -428,13 +429,13 @@ func TestScreenshotDownload(t *testing.T) {
 	}
 	img := []byte("\xff\xd8\xff\xe0 fake jpeg bytes")
 	_, err := e.topo.Screenshots.Put(context.Background(), jetstream.ObjectMeta{
-		Name:     credentials.ScreenshotName("acme", id),
+		Name:     teamsaccount.ScreenshotName("acme", id),
 		Metadata: map[string]string{"content_type": "image/jpeg"},
 	}, bytes.NewReader(img))
 	if err != nil {
 		t.Fatal(err)
 	}
-	workerWrite(t, e.topo.TeamsAccounts, "acme", id, func(r *credentials.Record) { r.Screenshot = credentials.ScreenshotName("acme", id) })
+	workerWrite(t, e.topo.TeamsAccounts, "acme", id, func(r *teamsaccount.Record) { r.Screenshot = teamsaccount.ScreenshotName("acme", id) })
 
 	got := e.do(http.MethodGet, credentials.PathTeams+"/"+id, keyAcme, "", "").json(t)
 	if got["screenshot_url"] != path {
@@ -446,7 +447,7 @@ func TestScreenshotDownload(t *testing.T) {
 	}
 	// Deleting the account deletes its screenshot.
 	e.do(http.MethodDelete, credentials.PathTeams+"/"+id, keyAcme, "", "")
-	if _, err := e.topo.Screenshots.GetInfo(context.Background(), credentials.ScreenshotName("acme", id)); err == nil {
+	if _, err := e.topo.Screenshots.GetInfo(context.Background(), teamsaccount.ScreenshotName("acme", id)); err == nil {
 		t.Fatal("screenshot survives its account")
 	}
 }
@@ -484,7 +485,7 @@ func TestResealMovesEveryAccountToTheCurrentKey(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, rec := range recs {
-			pw, err := k2only.Open(rec.SealedPassword, credentials.PasswordContext(project, rec.ID))
+			pw, err := k2only.Open(rec.SealedPassword, teamsaccount.PasswordContext(project, rec.ID))
 			if err != nil || string(pw) != pws[rec.Email] {
 				t.Fatalf("%s after reseal: %q, %v", rec.Email, pw, err)
 			}
@@ -510,7 +511,7 @@ func TestStatusGaugeCountsAccountsByStatus(t *testing.T) {
 	a := e.put(keyAcme, "a@contoso.com", "pw").json(t)["id"].(string)
 	e.put(keyAcme, "b@contoso.com", "pw")
 	e.put(keyOther, "c@contoso.com", "pw")
-	workerWrite(t, e.topo.TeamsAccounts, "acme", a, func(r *credentials.Record) { r.Status = credentials.StatusLocked })
+	workerWrite(t, e.topo.TeamsAccounts, "acme", a, func(r *teamsaccount.Record) { r.Status = teamsaccount.StatusLocked })
 
 	waitFor(t, 5*time.Second, func() bool {
 		return gaugeValue(reg, "ok") == 2 && gaugeValue(reg, "locked") == 1 && gaugeValue(reg, "invalid") == 0 && gaugeValue(reg, "mfa_required") == 0

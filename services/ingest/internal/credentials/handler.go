@@ -5,6 +5,9 @@
 // their status and never a password; DELETE removes one; the screenshot
 // endpoint serves the page of the account's last failed login.
 //
+// The stored record itself (its JSON, ids, sealing context, statuses) is
+// package teamsaccount in shared, the contract with the workers.
+//
 // The lead mounts Handler under /api/v1/credentials/ behind the API-key
 // middleware (apiauth), which puts the caller's project in the context.
 package credentials
@@ -22,6 +25,7 @@ import (
 	"github.com/usherhq/usher/services/ingest/internal/apiauth"
 	"github.com/usherhq/usher/services/ingest/internal/httpjson"
 	"github.com/usherhq/usher/shared/sealbox"
+	"github.com/usherhq/usher/shared/teamsaccount"
 )
 
 // Config of the credentials API.
@@ -94,7 +98,7 @@ type AccountView struct {
 }
 
 // View returns rec as the API shows it.
-func View(rec Record) AccountView {
+func View(rec teamsaccount.Record) AccountView {
 	v := AccountView{
 		ID: rec.ID, Email: rec.Email, Status: rec.Status,
 		LastUsedAt: timePtr(rec.LastUsedAt), LastLoginAt: timePtr(rec.LastLoginAt),
@@ -255,7 +259,7 @@ func methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {
 	httpjson.Detail(w, http.StatusMethodNotAllowed, fmt.Sprintf("Method %q not allowed.", r.Method))
 }
 
-func keyIDOf(rec Record) string {
+func keyIDOf(rec teamsaccount.Record) string {
 	kid, _ := sealbox.KeyID(rec.SealedPassword)
 	return kid
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/usherhq/usher/shared/teamsaccount"
 )
 
 // StatusGauge keeps usher_ingest_teams_accounts{status} current by watching
@@ -27,7 +29,7 @@ func NewStatusGauge(kv jetstream.KeyValue, log *slog.Logger, reg prometheus.Regi
 		Name: "usher_ingest_teams_accounts",
 		Help: "Teams bot accounts stored, by status (ok, invalid, locked, mfa_required), across all projects.",
 	}, []string{"status"})
-	for _, s := range Statuses() {
+	for _, s := range teamsaccount.Statuses() {
 		g.WithLabelValues(s)
 	}
 	return &StatusGauge{kv: kv, log: log, gauge: g}
@@ -74,7 +76,7 @@ func (g *StatusGauge) publish(status map[string]string) {
 	for _, s := range status {
 		counts[s]++
 	}
-	for _, s := range Statuses() {
+	for _, s := range teamsaccount.Statuses() {
 		g.gauge.WithLabelValues(s).Set(float64(counts[s]))
 	}
 }

@@ -2,6 +2,8 @@ package credentials
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/usherhq/usher/shared/sealbox"
 	"github.com/usherhq/usher/shared/secret"
+	"github.com/usherhq/usher/shared/teamsaccount"
 )
 
 // Errors of the store.
@@ -48,12 +51,12 @@ func NewStore(kv jetstream.KeyValue, shots jetstream.ObjectStore, ring *sealbox.
 // Put creates the account of email in project, or replaces its password.
 // Either way the account's status goes back to ok: new credentials deserve
 // a new try. It reports whether the account was created.
-func (s *Store) Put(ctx context.Context, project, email string, password secret.String) (Record, bool, error) {
-	id := AccountID(email)
-	key := Key(project, id)
-	sealed, err := s.ring.Seal([]byte(password.Reveal()), PasswordContext(project, id))
+func (s *Store) Put(ctx context.Context, project, email string, password secret.String) (teamsaccount.Record, bool, error) {
+	id := teamsaccount.AccountID(email)
+	key := teamsaccount.Key(project, id)
+	sealed, err := s.ring.Seal([]byte(password.Reveal()), teamsaccount.PasswordContext(project, id))
 	if err != nil {
-		return Record{}, false, fmt.Errorf("seal password of account %s: %w", id, err)
+		return teamsaccount.Record{}, false, fmt.Errorf("seal password of account %s: %w", id, err)
 	}
 	for range maxCASAttempts {
 		now := s.now().UTC()
@@ -62,82 +65,82 @@ func (s *Store) Put(ctx context.Context, project, email string, password secret.
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 			n, err := s.count(ctx, project)
 			if err != nil {
-				return Record{}, false, err
+				return teamsaccount.Record{}, false, err
 			}
 			if n >= s.maxAccounts {
-				return Record{}, false, fmt.Errorf("%w: project %s holds %d", ErrTooManyAccounts, project, n)
+				return teamsaccount.Record{}, false, fmt.Errorf("%w: project %s holds %d", ErrTooManyAccounts, project, n)
 			}
-			rec := Record{
+			rec := teamsaccount.Record{
 				ID: id, Project: project, Email: email, SealedPassword: sealed,
-				CredentialsVersion: newCredentialsVersion(), Status: StatusOK,
+				CredentialsVersion: newCredentialsVersion(), Status: teamsaccount.StatusOK,
 				StatusChangedAt: now, CreatedAt: now, UpdatedAt: now,
 			}
 			data, err := json.Marshal(rec)
 			if err != nil {
-				return Record{}, false, fmt.Errorf("encode account %s: %w", id, err)
+				return teamsaccount.Record{}, false, fmt.Errorf("encode account %s: %w", id, err)
 			}
 			if _, err := s.kv.Create(ctx, key, data); errors.Is(err, jetstream.ErrKeyExists) {
 				continue
 			} else if err != nil {
-				return Record{}, false, fmt.Errorf("create account %s: %w", id, err)
+				return teamsaccount.Record{}, false, fmt.Errorf("create account %s: %w", id, err)
 			}
 			return rec, true, nil
 		case err != nil:
-			return Record{}, false, fmt.Errorf("read account %s: %w", id, err)
+			return teamsaccount.Record{}, false, fmt.Errorf("read account %s: %w", id, err)
 		}
-		rec, err := decode(e.Value())
+		rec, err := teamsaccount.Decode(e.Value())
 		if err != nil {
-			return Record{}, false, fmt.Errorf("account %s: %w", id, err)
+			return teamsaccount.Record{}, false, fmt.Errorf("account %s: %w", id, err)
 		}
 		rec.Email = email
 		rec.SealedPassword = sealed
 		rec.CredentialsVersion = newCredentialsVersion()
-		if rec.Status != StatusOK {
-			rec.Status, rec.StatusChangedAt = StatusOK, now
+		if rec.Status != teamsaccount.StatusOK {
+			rec.Status, rec.StatusChangedAt = teamsaccount.StatusOK, now
 		}
 		rec.UpdatedAt = now
 		data, err := json.Marshal(rec)
 		if err != nil {
-			return Record{}, false, fmt.Errorf("encode account %s: %w", id, err)
+			return teamsaccount.Record{}, false, fmt.Errorf("encode account %s: %w", id, err)
 		}
 		if _, err := s.kv.Update(ctx, key, data, e.Revision()); errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			continue
 		} else if err != nil {
-			return Record{}, false, fmt.Errorf("update account %s: %w", id, err)
+			return teamsaccount.Record{}, false, fmt.Errorf("update account %s: %w", id, err)
 		}
 		return rec, false, nil
 	}
-	return Record{}, false, fmt.Errorf("put account %s: %w", id, ErrConflict)
+	return teamsaccount.Record{}, false, fmt.Errorf("put account %s: %w", id, ErrConflict)
 }
 
 // Get returns one account of project.
-func (s *Store) Get(ctx context.Context, project, id string) (Record, error) {
-	if !ValidAccountID(id) {
-		return Record{}, ErrNotFound
+func (s *Store) Get(ctx context.Context, project, id string) (teamsaccount.Record, error) {
+	if !teamsaccount.ValidAccountID(id) {
+		return teamsaccount.Record{}, ErrNotFound
 	}
-	e, err := s.kv.Get(ctx, Key(project, id))
+	e, err := s.kv.Get(ctx, teamsaccount.Key(project, id))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return Record{}, ErrNotFound
+		return teamsaccount.Record{}, ErrNotFound
 	}
 	if err != nil {
-		return Record{}, fmt.Errorf("read account %s: %w", id, err)
+		return teamsaccount.Record{}, fmt.Errorf("read account %s: %w", id, err)
 	}
-	rec, err := decode(e.Value())
+	rec, err := teamsaccount.Decode(e.Value())
 	if err != nil {
-		return Record{}, fmt.Errorf("account %s: %w", id, err)
+		return teamsaccount.Record{}, fmt.Errorf("account %s: %w", id, err)
 	}
 	return rec, nil
 }
 
 // List returns project's accounts, oldest first.
-func (s *Store) List(ctx context.Context, project string) ([]Record, error) {
+func (s *Store) List(ctx context.Context, project string) ([]teamsaccount.Record, error) {
 	entries, err := s.scan(ctx, project+".*")
 	if err != nil {
 		return nil, err
 	}
-	out := make([]Record, 0, len(entries))
+	out := make([]teamsaccount.Record, 0, len(entries))
 	for _, e := range entries {
-		rec, err := decode(e.Value())
+		rec, err := teamsaccount.Decode(e.Value())
 		if err != nil {
 			return nil, fmt.Errorf("account %s: %w", e.Key(), err)
 		}
@@ -159,10 +162,10 @@ func (s *Store) Delete(ctx context.Context, project, id string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.kv.Purge(ctx, Key(project, rec.ID)); err != nil {
+	if err := s.kv.Purge(ctx, teamsaccount.Key(project, rec.ID)); err != nil {
 		return fmt.Errorf("delete account %s: %w", id, err)
 	}
-	if err := s.shots.Delete(ctx, ScreenshotName(project, rec.ID)); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+	if err := s.shots.Delete(ctx, teamsaccount.ScreenshotName(project, rec.ID)); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 		return fmt.Errorf("delete screenshot of account %s: %w", id, err)
 	}
 	return nil
@@ -184,7 +187,7 @@ func (s *Store) Screenshot(ctx context.Context, project, id string) (Screenshot,
 	if _, err := s.Get(ctx, project, id); err != nil {
 		return Screenshot{}, err
 	}
-	obj, err := s.shots.Get(ctx, ScreenshotName(project, id))
+	obj, err := s.shots.Get(ctx, teamsaccount.ScreenshotName(project, id))
 	if errors.Is(err, jetstream.ErrObjectNotFound) {
 		return Screenshot{}, ErrNotFound
 	}
@@ -248,11 +251,11 @@ func (s *Store) resealKey(ctx context.Context, key string) (bool, error) {
 		if err != nil {
 			return false, fmt.Errorf("read account %s: %w", key, err)
 		}
-		rec, err := decode(e.Value())
+		rec, err := teamsaccount.Decode(e.Value())
 		if err != nil {
 			return false, fmt.Errorf("account %s: %w", key, err)
 		}
-		blob, changed, err := s.ring.Reseal(rec.SealedPassword, PasswordContext(rec.Project, rec.ID))
+		blob, changed, err := s.ring.Reseal(rec.SealedPassword, teamsaccount.PasswordContext(rec.Project, rec.ID))
 		if err != nil {
 			return false, fmt.Errorf("reseal account %s: %w", key, err)
 		}
@@ -307,10 +310,9 @@ func (s *Store) scan(ctx context.Context, filter string) ([]jetstream.KeyValueEn
 	}
 }
 
-func decode(data []byte) (Record, error) {
-	var rec Record
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return Record{}, fmt.Errorf("decode record: %w", err)
-	}
-	return rec, nil
+// newCredentialsVersion returns a fresh Record.CredentialsVersion.
+func newCredentialsVersion() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+).
+	return hex.EncodeToString(b[:])
 }

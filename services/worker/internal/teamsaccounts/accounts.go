@@ -5,11 +5,15 @@
 // wins), renewed by a heartbeat and expiring with the bucket's TTL when a
 // worker dies. It also records what logins teach about an account (invalid,
 // locked, MFA) in TEAMS_ACCOUNTS, so an account Microsoft refused is not
-// tried again until its credentials change.
+// tried again until its credentials change. The stored record is package
+// teamsaccount in shared; the worker writes only the fields it owns, with
+// teamsaccount.Patch, so fields it does not know survive.
 package teamsaccounts
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +30,7 @@ import (
 
 	"github.com/usherhq/usher/shared/sealbox"
 	"github.com/usherhq/usher/shared/secret"
+	"github.com/usherhq/usher/shared/teamsaccount"
 )
 
 // Config of account choice.
@@ -118,12 +123,12 @@ func (a *Accounts) healthy(ctx context.Context, project string) ([]Account, erro
 	}
 	var cands []cand
 	for _, e := range entries {
-		r, err := decodeRecord(e.Value())
+		r, err := teamsaccount.Decode(e.Value())
 		if err != nil {
 			a.log.Warn("undecodable teams account record", "project", project, "key", e.Key(), "err", err)
 			continue
 		}
-		if r.Status != StatusOK || r.SealedPassword == "" {
+		if r.Status != teamsaccount.StatusOK || r.SealedPassword == "" {
 			continue
 		}
 		cands = append(cands, cand{Account{Project: project, ID: r.ID, Email: r.Email,
@@ -215,6 +220,12 @@ func meetingKey(accountID, meetingURL string) string {
 
 func slotKey(accountID string, slot int) string { return fmt.Sprintf("s.%s.%d", accountID, slot) }
 
+// meetingToken turns a meeting URL into one KV key token.
+func meetingToken(meetingURL string) string {
+	sum := sha256.Sum256([]byte(meetingURL))
+	return hex.EncodeToString(sum[:16])
+}
+
 func (a *Accounts) tryClaim(ctx context.Context, acct Account, meetingURL string, holder []byte) ([]heldKey, error) {
 	mk := meetingKey(acct.ID, meetingURL)
 	mrev, err := a.leases.Create(ctx, mk, holder)
@@ -273,7 +284,7 @@ func (a *Accounts) leaseTTL(ctx context.Context) (time.Duration, error) {
 
 // Password opens the account's sealed password.
 func (a *Accounts) Password(acct Account) (secret.String, error) {
-	pw, err := a.ring.Open(acct.sealedPassword, PasswordContext(acct.Project, acct.ID))
+	pw, err := a.ring.Open(acct.sealedPassword, teamsaccount.PasswordContext(acct.Project, acct.ID))
 	if err != nil {
 		return "", fmt.Errorf("open password of account %s: %w", acct.ID, err)
 	}
@@ -283,7 +294,7 @@ func (a *Accounts) Password(acct Account) (secret.String, error) {
 // touch records that a bot just took the account (LRU order). Best effort:
 // a lost race only makes the order slightly less fair.
 func (a *Accounts) touch(ctx context.Context, acct Account) {
-	err := a.update(ctx, acct, map[string]any{"last_used_at": a.now().UTC()})
+	err := a.update(ctx, acct, map[string]any{teamsaccount.FieldLastUsedAt: a.now().UTC()})
 	if err != nil && !errors.Is(err, ErrCredentialsChanged) {
 		a.log.Warn("record teams account use", "project", acct.Project, "account_id", acct.ID, "err", err)
 	}
@@ -291,12 +302,13 @@ func (a *Accounts) touch(ctx context.Context, acct Account) {
 
 // RecordLogin notes a successful login.
 func (a *Accounts) RecordLogin(ctx context.Context, acct Account) error {
-	return a.update(ctx, acct, map[string]any{"last_login_at": a.now().UTC()})
+	return a.update(ctx, acct, map[string]any{teamsaccount.FieldLastLoginAt: a.now().UTC()})
 }
 
 // Failure is what a failed login teaches about an account.
 type Failure struct {
-	// Status is the account's new status; empty leaves it (captcha, timeouts).
+	// Status is the account's new status (a teamsaccount.Status*); empty
+	// leaves it (captcha, timeouts).
 	Status string
 	// SubCode is the bot's failure sub_code, shown as the account's last login error.
 	SubCode string
@@ -309,13 +321,13 @@ type Failure struct {
 // account was chosen: the verdict was about the old password.
 func (a *Accounts) RecordFailure(ctx context.Context, acct Account, f Failure) error {
 	now := a.now().UTC()
-	fields := map[string]any{"last_failure_code": f.SubCode, "last_failure_at": now}
+	fields := map[string]any{teamsaccount.FieldLastFailureCode: f.SubCode, teamsaccount.FieldLastFailureAt: now}
 	if f.Status != "" {
-		fields["status"] = f.Status
-		fields["status_changed_at"] = now
+		fields[teamsaccount.FieldStatus] = f.Status
+		fields[teamsaccount.FieldStatusChangedAt] = now
 	}
 	if f.Screenshot != "" {
-		fields["screenshot"] = f.Screenshot
+		fields[teamsaccount.FieldScreenshot] = f.Screenshot
 	}
 	return a.update(ctx, acct, fields)
 }
@@ -323,9 +335,10 @@ func (a *Accounts) RecordFailure(ctx context.Context, acct Account, f Failure) e
 const maxCASAttempts = 8
 
 // update patches the account's record with a compare-and-set, only while
-// its credentials are the ones acct was chosen with.
+// its credentials are the ones acct was chosen with. Every field it does not
+// set, known or not, stays as stored.
 func (a *Accounts) update(ctx context.Context, acct Account, fields map[string]any) error {
-	key := accountKey(acct.Project, acct.ID)
+	key := teamsaccount.Key(acct.Project, acct.ID)
 	for range maxCASAttempts {
 		e, err := a.accounts.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
@@ -334,14 +347,14 @@ func (a *Accounts) update(ctx context.Context, acct Account, fields map[string]a
 		if err != nil {
 			return fmt.Errorf("read account %s: %w", acct.ID, err)
 		}
-		cur, err := decodeRecord(e.Value())
+		cur, err := teamsaccount.Decode(e.Value())
 		if err != nil {
 			return fmt.Errorf("account %s: %w", acct.ID, err)
 		}
 		if cur.CredentialsVersion != acct.CredentialsVersion {
 			return fmt.Errorf("account %s: %w", acct.ID, ErrCredentialsChanged)
 		}
-		data, err := patch(e.Value(), fields)
+		data, err := teamsaccount.Patch(e.Value(), fields)
 		if err != nil {
 			return fmt.Errorf("account %s: %w", acct.ID, err)
 		}

@@ -2,12 +2,9 @@ package teamsaccounts
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -20,6 +17,7 @@ import (
 	"github.com/usherhq/usher/shared/logging"
 	"github.com/usherhq/usher/shared/natstest"
 	"github.com/usherhq/usher/shared/sealbox"
+	"github.com/usherhq/usher/shared/teamsaccount"
 	"github.com/usherhq/usher/shared/topology"
 )
 
@@ -54,8 +52,8 @@ func (f *fixture) accounts(maxBots int) (*Accounts, *prometheus.Registry) {
 // store writes an account record the way ingest's credentials API does.
 func (f *fixture) store(project, email, password, status string, lastUsed time.Time) string {
 	f.t.Helper()
-	id := accountIDForTest(email)
-	sealed, err := f.ring.Seal([]byte(password), PasswordContext(project, id))
+	id := teamsaccount.AccountID(email)
+	sealed, err := f.ring.Seal([]byte(password), teamsaccount.PasswordContext(project, id))
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -69,21 +67,15 @@ func (f *fixture) store(project, email, password, status string, lastUsed time.T
 		rec["last_used_at"] = lastUsed
 	}
 	b, _ := json.Marshal(rec)
-	if _, err := f.topo.TeamsAccounts.Put(context.Background(), accountKey(project, id), b); err != nil {
+	if _, err := f.topo.TeamsAccounts.Put(context.Background(), teamsaccount.Key(project, id), b); err != nil {
 		f.t.Fatal(err)
 	}
 	return id
 }
 
-// accountIDForTest derives the id as ingest does.
-func accountIDForTest(email string) string {
-	sum := sha256.Sum256([]byte(strings.ToLower(email)))
-	return "acct_" + hex.EncodeToString(sum[:8])
-}
-
 func (f *fixture) record(project, id string) map[string]any {
 	f.t.Helper()
-	e, err := f.topo.TeamsAccounts.Get(context.Background(), accountKey(project, id))
+	e, err := f.topo.TeamsAccounts.Get(context.Background(), teamsaccount.Key(project, id))
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -96,11 +88,11 @@ func TestClaimChoosesLeastRecentlyUsedHealthyAccount(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	now := time.Now().UTC()
-	f.store("acme", "broken@contoso.com", "pw", StatusInvalid, time.Time{})
-	f.store("acme", "locked@contoso.com", "pw", StatusLocked, time.Time{})
-	recent := f.store("acme", "recent@contoso.com", "pw-recent", StatusOK, now.Add(-time.Minute))
-	old := f.store("acme", "old@contoso.com", "pw-old", StatusOK, now.Add(-time.Hour))
-	f.store("other", "elsewhere@contoso.com", "pw", StatusOK, time.Time{})
+	f.store("acme", "broken@contoso.com", "pw", teamsaccount.StatusInvalid, time.Time{})
+	f.store("acme", "locked@contoso.com", "pw", teamsaccount.StatusLocked, time.Time{})
+	recent := f.store("acme", "recent@contoso.com", "pw-recent", teamsaccount.StatusOK, now.Add(-time.Minute))
+	old := f.store("acme", "old@contoso.com", "pw-old", teamsaccount.StatusOK, now.Add(-time.Hour))
+	f.store("other", "elsewhere@contoso.com", "pw", teamsaccount.StatusOK, time.Time{})
 	a, _ := f.accounts(4)
 	ctx := context.Background()
 
@@ -140,7 +132,7 @@ func TestNoHealthyAccount(t *testing.T) {
 	if _, err := a.Claim(context.Background(), "acme", "https://teams.example/meet/1", "bot_1"); !errors.Is(err, ErrNoAccount) {
 		t.Fatalf("no accounts: err = %v", err)
 	}
-	f.store("acme", "mfa@contoso.com", "pw", StatusMFARequired, time.Time{})
+	f.store("acme", "mfa@contoso.com", "pw", teamsaccount.StatusMFARequired, time.Time{})
 	if _, err := a.Claim(context.Background(), "acme", "https://teams.example/meet/1", "bot_1"); !errors.Is(err, ErrNoAccount) {
 		t.Fatalf("only an MFA account: err = %v", err)
 	}
@@ -149,7 +141,7 @@ func TestNoHealthyAccount(t *testing.T) {
 func TestOneBotPerMeetingAndBoundedConcurrency(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.store("acme", "bot@contoso.com", "pw", StatusOK, time.Time{})
+	f.store("acme", "bot@contoso.com", "pw", teamsaccount.StatusOK, time.Time{})
 	a, _ := f.accounts(2)
 	b, _ := f.accounts(2) // another worker
 	ctx := context.Background()
@@ -187,7 +179,7 @@ func TestOneBotPerMeetingAndBoundedConcurrency(t *testing.T) {
 func TestConcurrentClaimsAcrossWorkers(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.store("acme", "bot@contoso.com", "pw", StatusOK, time.Time{})
+	f.store("acme", "bot@contoso.com", "pw", teamsaccount.StatusOK, time.Time{})
 	const workers = 12
 	as := make([]*Accounts, workers)
 	for i := range as {
@@ -231,7 +223,7 @@ func TestConcurrentClaimsAcrossWorkers(t *testing.T) {
 func TestClaimOfADeadWorkerExpiresAndALiveOneIsRenewed(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.store("acme", "bot@contoso.com", "pw", StatusOK, time.Time{})
+	f.store("acme", "bot@contoso.com", "pw", teamsaccount.StatusOK, time.Time{})
 	dead, _ := f.accounts(1)
 	live, _ := f.accounts(1)
 	other, _ := f.accounts(1)
@@ -283,7 +275,7 @@ func TestClaimOfADeadWorkerExpiresAndALiveOneIsRenewed(t *testing.T) {
 func TestRecordFailureAppliesOnlyToTheSameCredentials(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	id := f.store("acme", "bot@contoso.com", "pw", StatusOK, time.Time{})
+	id := f.store("acme", "bot@contoso.com", "pw", teamsaccount.StatusOK, time.Time{})
 	a, _ := f.accounts(4)
 	ctx := context.Background()
 	c, err := a.Claim(ctx, "acme", "https://teams.example/meet/1", "bot_1")
@@ -292,12 +284,12 @@ func TestRecordFailureAppliesOnlyToTheSameCredentials(t *testing.T) {
 	}
 	c.Release()
 
-	err = a.RecordFailure(ctx, c.Account, Failure{Status: StatusInvalid, SubCode: "teams_login_invalid_credentials", Screenshot: ScreenshotName("acme", id)})
+	err = a.RecordFailure(ctx, c.Account, Failure{Status: teamsaccount.StatusInvalid, SubCode: "teams_login_invalid_credentials", Screenshot: teamsaccount.ScreenshotName("acme", id)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rec := f.record("acme", id)
-	if rec["status"] != StatusInvalid || rec["last_failure_code"] != "teams_login_invalid_credentials" || rec["screenshot"] != "acme."+id || rec["future_field_from_ingest"] != "kept" {
+	if rec["status"] != teamsaccount.StatusInvalid || rec["last_failure_code"] != "teams_login_invalid_credentials" || rec["screenshot"] != "acme."+id || rec["future_field_from_ingest"] != "kept" {
 		t.Fatalf("record after failure: %v", rec)
 	}
 	if _, err := a.Claim(ctx, "acme", "https://teams.example/meet/2", "bot_2"); !errors.Is(err, ErrNoAccount) {
@@ -305,13 +297,13 @@ func TestRecordFailureAppliesOnlyToTheSameCredentials(t *testing.T) {
 	}
 
 	// The credentials are PUT again (new version): an old verdict does not land.
-	f.store("acme", "bot@contoso.com", "pw2", StatusOK, time.Time{})
+	f.store("acme", "bot@contoso.com", "pw2", teamsaccount.StatusOK, time.Time{})
 	stale := c.Account
 	stale.CredentialsVersion = "v-before"
-	if err := a.RecordFailure(ctx, stale, Failure{Status: StatusLocked, SubCode: "teams_login_account_locked"}); !errors.Is(err, ErrCredentialsChanged) {
+	if err := a.RecordFailure(ctx, stale, Failure{Status: teamsaccount.StatusLocked, SubCode: "teams_login_account_locked"}); !errors.Is(err, ErrCredentialsChanged) {
 		t.Fatalf("stale verdict: err = %v", err)
 	}
-	if rec := f.record("acme", id); rec["status"] != StatusOK {
+	if rec := f.record("acme", id); rec["status"] != teamsaccount.StatusOK {
 		t.Fatalf("stale verdict changed the status: %v", rec)
 	}
 	c2, err := a.Claim(ctx, "acme", "https://teams.example/meet/3", "bot_3")
@@ -330,7 +322,7 @@ func TestRecordFailureAppliesOnlyToTheSameCredentials(t *testing.T) {
 func TestSealedPasswordOfAnotherAccountDoesNotOpen(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.store("acme", "bot@contoso.com", "pw", StatusOK, time.Time{})
+	f.store("acme", "bot@contoso.com", "pw", teamsaccount.StatusOK, time.Time{})
 	a, _ := f.accounts(4)
 	c, err := a.Claim(context.Background(), "acme", "https://teams.example/meet/1", "bot_1")
 	if err != nil {
@@ -358,7 +350,7 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool) {
 func TestClaimTakenOverIsReportedLost(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.store("acme", "bot@contoso.com", "pw", StatusOK, time.Time{})
+	f.store("acme", "bot@contoso.com", "pw", teamsaccount.StatusOK, time.Time{})
 	a, _ := f.accounts(1)
 	c, err := a.Claim(context.Background(), "acme", "https://teams.example/meet/1", "bot_1")
 	if err != nil {

@@ -28,6 +28,7 @@ import (
 	"github.com/usherhq/usher/services/worker/internal/teamssession"
 	"github.com/usherhq/usher/shared/botstate"
 	"github.com/usherhq/usher/shared/secret"
+	"github.com/usherhq/usher/shared/teamsaccount"
 )
 
 // Login modes of teams_settings.login_mode.
@@ -202,7 +203,7 @@ func (j *Joiner) loginFunc(job *usherv1.JoinJob, acct teamsaccounts.Account) tea
 		}
 		cookies, err := j.login.Login(ctx, j.login.EntryURL(job.GetMeetingUrl(), job.GetSimulated()), teamslogin.Credentials{
 			Project: acct.Project, AccountID: acct.ID, Email: acct.Email, Password: pw,
-			ScreenshotName: teamsaccounts.ScreenshotName(acct.Project, acct.ID),
+			ScreenshotName: teamsaccount.ScreenshotName(acct.Project, acct.ID),
 		})
 		// Record with a context of its own: the verdict matters even when
 		// the bot's context just ended.
@@ -234,11 +235,11 @@ func (j *Joiner) loginFunc(job *usherv1.JoinJob, acct teamsaccounts.Account) tea
 func accountStatus(k teamslogin.Kind) string {
 	switch k {
 	case teamslogin.KindInvalidCredentials:
-		return teamsaccounts.StatusInvalid
+		return teamsaccount.StatusInvalid
 	case teamslogin.KindLocked:
-		return teamsaccounts.StatusLocked
+		return teamsaccount.StatusLocked
 	case teamslogin.KindMFARequired:
-		return teamsaccounts.StatusMFARequired
+		return teamsaccount.StatusMFARequired
 	}
 	return ""
 }

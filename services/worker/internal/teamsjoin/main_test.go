@@ -3,8 +3,6 @@ package teamsjoin
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
@@ -33,6 +31,7 @@ import (
 	"github.com/usherhq/usher/shared/natstest"
 	"github.com/usherhq/usher/shared/sealbox"
 	"github.com/usherhq/usher/shared/secret"
+	"github.com/usherhq/usher/shared/teamsaccount"
 	"github.com/usherhq/usher/shared/topology"
 )
 
@@ -162,9 +161,8 @@ func (f *fixture) account(project, email, password, behavior string) string {
 
 func (f *fixture) storeCredentials(project, email, password string) string {
 	f.t.Helper()
-	sum := sha256.Sum256([]byte(strings.ToLower(email)))
-	id := "acct_" + hex.EncodeToString(sum[:8])
-	sealed, err := f.ring.Seal([]byte(password), teamsaccounts.PasswordContext(project, id))
+	id := teamsaccount.AccountID(email)
+	sealed, err := f.ring.Seal([]byte(password), teamsaccount.PasswordContext(project, id))
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -174,7 +172,7 @@ func (f *fixture) storeCredentials(project, email, password string) string {
 		"credentials_version": ids.NewBotID(now)[4:], "status": "ok", "status_changed_at": now,
 		"created_at": now, "updated_at": now,
 	})
-	if _, err := f.topo.TeamsAccounts.Put(context.Background(), project+"."+id, rec); err != nil {
+	if _, err := f.topo.TeamsAccounts.Put(context.Background(), teamsaccount.Key(project, id), rec); err != nil {
 		f.t.Fatal(err)
 	}
 	return id
@@ -182,7 +180,7 @@ func (f *fixture) storeCredentials(project, email, password string) string {
 
 func (f *fixture) record(project, id string) map[string]any {
 	f.t.Helper()
-	e, err := f.topo.TeamsAccounts.Get(context.Background(), project+"."+id)
+	e, err := f.topo.TeamsAccounts.Get(context.Background(), teamsaccount.Key(project, id))
 	if err != nil {
 		f.t.Fatal(err)
 	}
