@@ -7,6 +7,7 @@ package ids
 import (
 	"crypto/rand"
 	"regexp"
+	"sync"
 	"time"
 )
 
@@ -17,15 +18,56 @@ const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz
 
 var botIDRe = regexp.MustCompile(`^bot_[0-9A-Za-z]{16}$`)
 
-// NewBotID returns a new bot id created at now.
+// last remembers the previous id's time and random part, so ids made by one
+// process within one millisecond still sort in creation order.
+var last struct {
+	sync.Mutex
+	ms   uint64
+	rand [8]byte
+}
+
+// NewBotID returns a new bot id created at now. Ids made by one process are
+// strictly increasing: within one millisecond the random part is the previous
+// one plus one (it starts at a random value, so ids stay unguessable across ms).
 func NewBotID(now time.Time) string {
 	var b [len(BotPrefix) + 16]byte
 	copy(b[:], BotPrefix)
 	ms := uint64(now.UnixMilli())
+	last.Lock()
+	if ms <= last.ms && !increment(&last.rand) {
+		ms = last.ms
+	} else if ms <= last.ms {
+		ms = last.ms
+	} else {
+		last.ms = ms
+		last.rand = randomDigits()
+	}
+	r := last.rand
+	last.Unlock()
 	for i := len(BotPrefix) + 7; i >= len(BotPrefix); i-- {
 		b[i] = alphabet[ms%62]
 		ms /= 62
 	}
+	for i, d := range r {
+		b[len(BotPrefix)+8+i] = alphabet[d]
+	}
+	return string(b[:])
+}
+
+// increment adds one to base-62 digits; it reports false on overflow (the
+// digits wrap to zero, which cannot happen in practice: 62^8 ids in one ms).
+func increment(d *[8]byte) bool {
+	for i := len(d) - 1; i >= 0; i-- {
+		if d[i] < 61 {
+			d[i]++
+			return true
+		}
+		d[i] = 0
+	}
+	return false
+}
+
+func randomDigits() [8]byte {
 	var r [8]byte
 	_, _ = rand.Read(r[:]) // crypto/rand.Read never fails (Go 1.24+).
 	for i, v := range r {
@@ -35,9 +77,11 @@ func NewBotID(now time.Time) string {
 			_, _ = rand.Read(one[:])
 			v = one[0]
 		}
-		b[len(BotPrefix)+8+i] = alphabet[v%62]
+		r[i] = v % 62
 	}
-	return string(b[:])
+	// Leave headroom so increments within a millisecond never overflow.
+	r[0] %= 31
+	return r
 }
 
 // ValidBotID reports whether s has the shape of a bot id.

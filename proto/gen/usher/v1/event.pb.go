@@ -29,7 +29,8 @@ type Rejection struct {
 	Project string                 `protobuf:"bytes,1,opt,name=project,proto3" json:"project,omitempty"`
 	// The subject the request arrived on.
 	Subject string `protobuf:"bytes,2,opt,name=subject,proto3" json:"subject,omitempty"`
-	// Short reason code: "invalid_request", "bad_encoding", "duplicate", "throttled", "unavailable".
+	// Short reason code: "invalid_subject", "too_large", "unsupported_media_type", "bad_encoding",
+	// "invalid_request", "duplicate", "throttled", "unavailable", "internal".
 	Reason string        `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
 	Errors []*FieldError `protobuf:"bytes,4,rep,name=errors,proto3" json:"errors,omitempty"`
 	Error  string        `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
