@@ -1,0 +1,152 @@
+// Package meet drives Google Meet anonymously (signed-in Meet is not
+// supported yet): name, microphone and camera off, "Ask to join" or "Join
+// now", waiting to be let in, the call. Hooks: docs/simulator-pages.md
+// § Google Meet and ../shared/PLATFORMS.md § 4.
+package meet
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/usherhq/usher/services/worker/internal/driver"
+	"github.com/usherhq/usher/services/worker/internal/drivers/webjoin"
+)
+
+// Name is the platform's metric label.
+const Name = "meet"
+
+// New returns the Google Meet driver.
+func New(opener webjoin.Opener, cfg webjoin.Config, m *webjoin.Metrics, log *slog.Logger) *webjoin.Driver {
+	return webjoin.NewDriver(opener, cfg, m, log, webjoin.Platform{
+		Name:      Name,
+		Join:      join,
+		InMeeting: inMeetingHooks(),
+		Leave:     leave,
+	})
+}
+
+// Selectors.
+const (
+	selName      = "input[type=\"text\"][aria-label=\"Your name\"]"
+	selEndBanner = ".roSPhc"
+	selTile      = "[data-participant-id]"
+	selSelfTile  = "[data-self-name]"
+	selLeave     = "button[aria-label=\"Leave call\"]"
+)
+
+// joinTexts are the join button's texts, with and without a waiting room.
+func joinTexts() []string {
+	return []string{"Ask to join", "Join now", "Join the call now", "Join anyway", "Join here too"}
+}
+
+func failureHooks() []webjoin.Hook {
+	return []webjoin.Hook{
+		{State: webjoin.StateLoginRequired, Hosts: []string{"accounts.google.com"}},
+		{State: webjoin.StateNotFound, Text: []string{
+			"Check your meeting code", "Invalid video call name", "Your meeting code has expired",
+			"The meeting code you entered doesn't work",
+		}},
+		{State: webjoin.StateDenied, Text: []string{
+			"Someone in the call denied your request to join", "Your request to join was denied",
+		}},
+		{State: webjoin.StateNoAnswer, Text: []string{"No one responded to your request to join the call"}},
+		{State: webjoin.StateRemoved, Selector: selEndBanner, Text: []string{"You've been removed from the meeting"}},
+		{State: webjoin.StateEnded, Selector: selEndBanner, Text: []string{"Your host ended the meeting for everyone"}},
+		{State: webjoin.StateBlocked, Text: []string{"You can't join this video call", "There is a problem connecting to this video call"}},
+	}
+}
+
+func prejoinHooks() []webjoin.Hook {
+	return append(failureHooks(),
+		webjoin.Hook{State: webjoin.StatePrompt, Selector: "button", Text: []string{"Continue without microphone and camera"}, Click: true},
+		webjoin.Hook{State: webjoin.StatePrejoin, Selector: "button", Text: joinTexts()},
+	)
+}
+
+func admissionHooks() []webjoin.Hook {
+	return append(failureHooks(),
+		webjoin.Hook{State: webjoin.StateWaitingRoom, Text: []string{
+			"Asking to be let in",
+			"You'll join the call when someone lets you in",
+			"Please wait until a meeting host brings you into the call",
+			"Waiting for the host to let you in",
+		}},
+		// The tiles, not "Leave call": the lobby has a Leave call button too.
+		webjoin.Hook{State: webjoin.StateInMeeting, Selector: selSelfTile},
+		webjoin.Hook{State: webjoin.StateInMeeting, Selector: selTile},
+	)
+}
+
+func inMeetingHooks() []webjoin.Hook {
+	return []webjoin.Hook{
+		{State: webjoin.StateEnded, Selector: selEndBanner, Text: []string{"Your host ended the meeting for everyone"}},
+		{State: webjoin.StateRemoved, Selector: selEndBanner, Text: []string{"You've been removed from the meeting"}},
+		{State: webjoin.StateLeft, Text: []string{"You left the meeting"}},
+		{State: webjoin.StateAlone, Selector: selTile, Count: 1},
+		{State: webjoin.StateInMeeting, Selector: selTile},
+	}
+}
+
+// join is the state machine: loading → prejoin → (asking to be let in) → in_meeting.
+func join(ctx context.Context, p *webjoin.Page, req driver.JoinRequest, w driver.Watcher) error {
+	if err := p.Navigate(ctx, "open", req.MeetingURL); err != nil {
+		return err
+	}
+	m, err := p.Await(ctx, "prejoin", prejoinHooks())
+	if err != nil {
+		return err
+	}
+	if err := m.JoinErr("prejoin"); err != nil {
+		return err
+	}
+
+	name := webjoin.Hook{State: webjoin.StatePrejoin, Selector: selName}
+	if ok, _ := p.Has(ctx, name); ok {
+		if err := p.Type(ctx, "name", name, req.BotName); err != nil {
+			return err
+		}
+	}
+	if err := p.TurnOff(ctx, "microphone",
+		webjoin.Hook{State: webjoin.StatePrompt, Selector: "[aria-label=\"Turn off microphone\"]"},
+		webjoin.Hook{State: webjoin.StatePrompt, Selector: "[aria-label=\"Turn on microphone\"]"}); err != nil {
+		return err
+	}
+	if err := p.TurnOff(ctx, "camera",
+		webjoin.Hook{State: webjoin.StatePrompt, Selector: "[aria-label=\"Turn off camera\"]"},
+		webjoin.Hook{State: webjoin.StatePrompt, Selector: "[aria-label=\"Turn on camera\"]"}); err != nil {
+		return err
+	}
+
+	if err := p.Click(ctx, "join", webjoin.Hook{State: webjoin.StatePrejoin, Selector: "button", Text: joinTexts(), Enabled: true}); err != nil {
+		return err
+	}
+	if err := p.Admit(ctx, "admission", w, admissionHooks()); err != nil {
+		return err
+	}
+	muteInMeeting(ctx, p)
+	return nil
+}
+
+// muteInMeeting turns the call's microphone and camera off if Meet turned
+// them on. Best effort: the bot is already in.
+func muteInMeeting(ctx context.Context, p *webjoin.Page) {
+	_ = p.TurnOff(ctx, "mute_in_meeting",
+		webjoin.Hook{State: webjoin.StatePrompt, Selector: "button[aria-label=\"Turn off microphone\"]"},
+		webjoin.Hook{State: webjoin.StatePrompt, Selector: "button[aria-label=\"Turn on microphone\"]"})
+	_ = p.TurnOff(ctx, "mute_in_meeting",
+		webjoin.Hook{State: webjoin.StatePrompt, Selector: "button[aria-label=\"Turn off camera\"]"},
+		webjoin.Hook{State: webjoin.StatePrompt, Selector: "button[aria-label=\"Turn on camera\"]"})
+}
+
+// leave clicks "Leave call" and waits for the page that says the bot left.
+func leave(ctx context.Context, p *webjoin.Page) error {
+	if err := p.Click(ctx, "leave", webjoin.Hook{State: webjoin.StateInMeeting, Selector: selLeave}); err != nil {
+		return err
+	}
+	_, err := p.Await(ctx, "leave", []webjoin.Hook{
+		{State: webjoin.StateLeft, Text: []string{"You left the meeting"}},
+		{State: webjoin.StateEnded, Selector: selEndBanner, Text: []string{"Your host ended the meeting for everyone"}},
+		{State: webjoin.StateRemoved, Selector: selEndBanner, Text: []string{"You've been removed from the meeting"}},
+	})
+	return err
+}
