@@ -67,3 +67,23 @@ func AsRetry(err error) (*RetryError, bool) {
 	ok := errors.As(err, &r)
 	return r, ok
 }
+
+// Causes the runtime gives a bot's context (context.Cause) and that handlers
+// return to say why they stopped.
+var (
+	// ErrLeaveRequested: a leave command was accepted (the bot is leaving).
+	ErrLeaveRequested = errors.New("leave requested")
+	// ErrLeaseLost: the bot's lease moved to another worker or expired; stop
+	// at once and write nothing more for the bot.
+	ErrLeaseLost = errors.New("bot lease lost")
+	// ErrDraining: the worker is shutting down before the bot joined; stop
+	// joining, the job is handed back to the queue.
+	ErrDraining = errors.New("worker draining: job handed back")
+	// ErrHandOff: the worker is shutting down and the drain timeout passed
+	// with the bot in its meeting; leave the meeting and return, the bot is
+	// handed off to another worker.
+	ErrHandOff = errors.New("worker draining: bot handed off")
+	// ErrBotFinished: another writer ended or failed the bot (for example the
+	// max-deliveries handler); nothing more to do.
+	ErrBotFinished = errors.New("bot finished by another writer")
+)

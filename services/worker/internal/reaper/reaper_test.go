@@ -1,0 +1,181 @@
+package reaper_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
+
+	usherv1 "github.com/usherhq/usher/proto/gen/usher/v1"
+	"github.com/usherhq/usher/services/worker/internal/instant"
+	"github.com/usherhq/usher/services/worker/internal/reaper"
+	wt "github.com/usherhq/usher/services/worker/internal/workertest"
+	"github.com/usherhq/usher/shared/botevents"
+	"github.com/usherhq/usher/shared/botstate"
+	"github.com/usherhq/usher/shared/logging"
+	"github.com/usherhq/usher/shared/topology"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// emulate writes a bot's events (as its worker did) and takes its lease
+// the way a worker does; nobody renews it.
+func emulate(t *testing.T, h *wt.Harness, job *usherv1.JoinJob, changes ...botevents.Change) {
+	t.Helper()
+	ctx := context.Background()
+	store := botevents.New(h.JS, h.Topo.Events)
+	cur, err := store.Last(ctx, job.GetProject(), job.GetBotId(), botstate.Ready)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Topo.Leases.Create(ctx, job.GetBotId(), []byte(`{"worker":"dead","token":"t"}`)); err != nil {
+		t.Fatalf("create lease: %v", err)
+	}
+	for _, ch := range changes {
+		ch.BotMetadata = job.GetMetadata()
+		if cur, _, err = store.Publish(ctx, cur, ch); err != nil {
+			t.Fatalf("publish %s: %v", ch.To, err)
+		}
+	}
+}
+
+func runReaper(t *testing.T, h *wt.Harness) (*reaper.Reaper, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	r := reaper.New(h.JS, h.Topo, logging.Discard(), reg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("reaper Run: %v", err)
+		}
+	})
+	return r, reg
+}
+
+func TestReaperFailsBotsLostInTheirMeeting(t *testing.T) {
+	t.Parallel()
+	h := wt.New(t)
+	joined, leaving, rejoining := h.Job(), h.Job(), h.Job()
+	emulate(t, h, joined, botevents.Change{To: botstate.Joining}, botevents.Change{To: botstate.Joined})
+	emulate(t, h, leaving, botevents.Change{To: botstate.Joining}, botevents.Change{To: botstate.Joined},
+		botevents.Change{To: botstate.Leaving, SubCode: botstate.SubUserRequested})
+	emulate(t, h, rejoining, botevents.Change{To: botstate.Joining}, botevents.Change{To: botstate.Joined},
+		botevents.Change{To: botstate.Joining, Meta: map[string]string{"reason": botstate.SubBrowserCrashed}})
+	start := time.Now()
+	runReaper(t, h)
+	evs := h.WaitState(joined, "failed/worker_lost", 10*time.Second)
+	t.Logf("worker_lost %s after the last heartbeat (lease TTL %s)", time.Since(start).Round(10*time.Millisecond), h.Topo.Config.LeaseTTL)
+	if got := evs[len(evs)-1]; got.GetOldState() != "joined" || got.GetBotMetadata()["deal"] != "42" {
+		t.Fatalf("worker_lost event = %v", got)
+	}
+	h.WaitStates(leaving, "joining joined leaving/user_requested failed/worker_lost", 5*time.Second)
+	h.WaitStates(rejoining, "joining joined joining failed/worker_lost", 5*time.Second)
+}
+
+func TestReaperLeavesOtherBotsAlone(t *testing.T) {
+	t.Parallel()
+	h := wt.New(t)
+	ctx := context.Background()
+	ended, joining, marker := h.Job(), h.Job(), h.Job()
+	// Ended normally and released its lease: the delete's tombstone expires
+	// with a MaxAge marker too.
+	emulate(t, h, ended, botevents.Change{To: botstate.Joining}, botevents.Change{To: botstate.Joined},
+		botevents.Change{To: botstate.Ended, SubCode: botstate.SubMeetingEnded})
+	if err := h.Topo.Leases.Delete(ctx, ended.GetBotId()); err != nil {
+		t.Fatal(err)
+	}
+	// Still joining: its job is redelivered, the next worker takes over.
+	emulate(t, h, joining, botevents.Change{To: botstate.Joining})
+	// A third bot whose marker tells when the markers of the others are in.
+	emulate(t, h, marker, botevents.Change{To: botstate.Joining}, botevents.Change{To: botstate.Joined})
+	_, reg := runReaper(t, h)
+	h.WaitState(marker, "failed/worker_lost", 10*time.Second)
+	wt.Eventually(t, 5*time.Second, "three markers handled", func() bool {
+		return wt.Metric(t, reg, "usher_worker_reaper_markers_total", nil) == 3
+	})
+	if got := wt.States(h.Events(ended)); got != "joining joined ended/meeting_ended" {
+		t.Fatalf("ended bot events = %q", got)
+	}
+	if got := wt.States(h.Events(joining)); got != "joining" {
+		t.Fatalf("joining bot events = %q", got)
+	}
+	if got := wt.Metric(t, reg, "usher_worker_reaper_markers_total", map[string]string{"result": "settled"}); got != 2 {
+		t.Fatalf("settled markers = %v; want 2", got)
+	}
+}
+
+func TestReapSkipsBotTakenOver(t *testing.T) {
+	t.Parallel()
+	h := wt.New(t)
+	job := h.Job()
+	emulate(t, h, job, botevents.Change{To: botstate.Joining}, botevents.Change{To: botstate.Joined})
+	r := reaper.New(h.JS, h.Topo, logging.Discard(), prometheus.NewRegistry())
+	got, err := r.Reap(context.Background(), job.GetBotId())
+	if err != nil || got != "taken_over" {
+		t.Fatalf("Reap with a live lease = %q, %v; want taken_over", got, err)
+	}
+	if st := wt.States(h.Events(job)); st != "joining joined" {
+		t.Fatalf("events = %q", st)
+	}
+}
+
+func TestMaxDeliveriesAdvisoryFailsBotOnce(t *testing.T) {
+	t.Parallel()
+	topo := topology.Defaults()
+	topo.LeaseTTL, topo.JobAckWait, topo.JobMaxDeliver = 3*time.Second, time.Second, 2
+	h := wt.New(t, topo)
+	regs := []*prometheus.Registry{prometheus.NewRegistry(), prometheus.NewRegistry()}
+	for _, reg := range regs {
+		m := reaper.NewMaxDeliveries(h.Srv.Conn(), h.JS, h.Topo, logging.Discard(), reg)
+		ctx, cancel := context.WithCancel(context.Background())
+		ready := make(chan struct{})
+		done := make(chan error, 1)
+		go func() { done <- m.Run(ctx, ready) }()
+		t.Cleanup(func() { cancel(); <-done })
+		select {
+		case <-ready:
+		case err := <-done:
+			t.Fatalf("max-deliveries handler stopped: %v", err)
+		}
+	}
+	job := h.Job()
+	h.Publish(job)
+	// Two workers killed on the job: delivered MaxDeliver times, never acked.
+	for i := 1; i <= 2; i++ {
+		batch, err := h.Topo.Workers.Fetch(1, jetstream.FetchMaxWait(3*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for msg := range batch.Messages() {
+			md, _ := msg.Metadata()
+			if md.NumDelivered != uint64(i) {
+				t.Fatalf("delivery %d of the job", md.NumDelivered)
+			}
+			n++
+		}
+		if n != 1 {
+			t.Fatalf("fetch %d got %d jobs", i, n)
+		}
+	}
+	// A live worker with a free slot keeps a pull waiting: the server then
+	// notices the exhausted job and sends the advisory.
+	h.StartAttend(wt.Config(1), instant.New(instant.Config{}))
+	h.WaitStates(job, "failed/max_deliveries_exceeded", 10*time.Second)
+	wt.Eventually(t, 5*time.Second, "exhausted job deleted", func() bool { return h.JobsStored() == 0 })
+	total := 0.0
+	for _, reg := range regs {
+		total += wt.Metric(t, reg, "usher_worker_max_deliveries_advisories_total", nil)
+	}
+	if total != 1 {
+		t.Fatalf("advisories handled across the fleet = %v; want exactly 1", total)
+	}
+}
