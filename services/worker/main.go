@@ -34,7 +34,7 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
-	w, err := app.New(cfg, log, reg, browserDrivers(cfg)...)
+	w, err := app.New(cfg, log, reg)
 	if err != nil {
 		log.Error("worker configuration", "error", err)
 		return 2
@@ -44,17 +44,4 @@ func run() int {
 		return 1
 	}
 	return 0
-}
-
-// browserDrivers is where the browser engine (internal/browser), the
-// platform drivers (internal/drivers/*) and the Zoom and Teams identity
-// joiners plug in for USHER_WORKER_DRIVER=browser, typically as one
-// app.WithJoiners factory that starts Chromium and returns a close func.
-// Until they are wired, browser mode refuses to start (app.ErrNoJoiners)
-// rather than report bots joined that never were.
-func browserDrivers(cfg app.Config) []app.Option {
-	if cfg.Driver != app.DriverBrowser {
-		return nil
-	}
-	return nil
 }

@@ -132,7 +132,8 @@ func (s *Store) Publish(ctx context.Context, cur Cursor, ch Change) (Cursor, *us
 		jetstream.WithExpectLastSequencePerSubject(cur.StreamSeq))
 	if err != nil {
 		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence {
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
 			return cur, nil, fmt.Errorf("publish event %d of bot %s: %w", ev.Seq, cur.BotID, ErrConflict)
 		}
 		return cur, nil, fmt.Errorf("publish event %d of bot %s: %w", ev.Seq, cur.BotID, err)

@@ -29,31 +29,38 @@ const (
 	ConsumerWorkers = "workers"
 	// ConsumerProjector is the durable consumer the ingest projector shares.
 	ConsumerProjector = "projector"
+	// ConsumerReaper is the workers' durable consumer on the leases bucket's
+	// stream: it sees leases expire and fails the bots lost with their worker.
+	ConsumerReaper = "reaper"
+	// StreamLeases is the stream behind the BOT_LEASES bucket.
+	StreamLeases = "KV_" + BucketLeases
 )
 
-// Config sizes the topology. The zero value is not useful; start from Defaults.
+// Config sizes the topology. Every service ensures the topology at start-up,
+// so every service reads the same variables (main loads them with
+// shared/config); Defaults returns the same values as the tags.
 type Config struct {
 	// Replicas of every stream and bucket. Default 1; 3 in a cluster.
-	Replicas int
-	// EventsMaxAge is how long events are kept. Default 30 days.
-	EventsMaxAge time.Duration
-	// JobAckWait is how long a claimed job may go without an ack or InProgress. Default 30 s.
-	JobAckWait time.Duration
+	Replicas int `env:"USHER_NATS_REPLICAS" default:"1"`
+	// EventsMaxAge is how long events are kept. Default 720h (30 days).
+	EventsMaxAge time.Duration `env:"USHER_EVENTS_MAX_AGE" default:"720h"`
+	// JobAckWait is how long a claimed job may go without an ack or InProgress. Default 30s.
+	JobAckWait time.Duration `env:"USHER_JOB_ACK_WAIT" default:"30s"`
 	// JobMaxDeliver bounds deliveries of one job (crash loops, transient retries). Default 20.
-	JobMaxDeliver int
-	// LeaseTTL is how long a bot lease lives without a heartbeat. Default 15 s.
-	LeaseTTL time.Duration
-	// Duplicates is the window in which a repeated Nats-Msg-Id is dropped. Default 2 min.
-	Duplicates time.Duration
-	// ScreenshotMaxAge bounds how long login screenshots are kept. Default 7 days.
-	ScreenshotMaxAge time.Duration
-	// ScreenshotMaxBytes bounds the screenshot store. Default 256 MiB.
-	ScreenshotMaxBytes int64
-	// MemoryStorage keeps everything in memory (benchmarks only). Default false: file storage.
-	MemoryStorage bool
+	JobMaxDeliver int `env:"USHER_JOB_MAX_DELIVER" default:"20"`
+	// LeaseTTL is how long a bot lease lives without a heartbeat. Default 15s.
+	LeaseTTL time.Duration `env:"USHER_LEASE_TTL" default:"15s"`
+	// Duplicates is the window in which a repeated Nats-Msg-Id is dropped. Default 2m.
+	Duplicates time.Duration `env:"USHER_NATS_DUPLICATES" default:"2m"`
+	// ScreenshotMaxAge bounds how long login screenshots are kept. Default 168h (7 days).
+	ScreenshotMaxAge time.Duration `env:"USHER_SCREENSHOT_MAX_AGE" default:"168h"`
+	// ScreenshotMaxBytes bounds the screenshot store. Default 268435456 (256 MiB).
+	ScreenshotMaxBytes int64 `env:"USHER_SCREENSHOT_MAX_BYTES" default:"268435456"`
+	// MemoryStorage keeps streams and buckets in memory (benchmarks only). Default false: file storage.
+	MemoryStorage bool `env:"USHER_NATS_MEMORY_STORAGE" default:"false"`
 }
 
-// Defaults returns the production defaults.
+// Defaults returns the production defaults (the same as the env tags).
 func Defaults() Config {
 	return Config{
 		Replicas:           1,
@@ -67,19 +74,25 @@ func Defaults() Config {
 	}
 }
 
-// Validate names the first bad field.
+// Validate names the first bad variable.
 func (c Config) Validate() error {
 	switch {
 	case c.Replicas < 1 || c.Replicas > 5:
-		return fmt.Errorf("topology replicas must be 1-5, got %d", c.Replicas)
+		return fmt.Errorf("USHER_NATS_REPLICAS must be 1-5, got %d", c.Replicas)
+	case c.EventsMaxAge < time.Hour:
+		return fmt.Errorf("USHER_EVENTS_MAX_AGE must be ≥ 1h, got %s", c.EventsMaxAge)
 	case c.JobAckWait < time.Second:
-		return fmt.Errorf("topology job ack wait must be ≥ 1s, got %s", c.JobAckWait)
+		return fmt.Errorf("USHER_JOB_ACK_WAIT must be ≥ 1s, got %s", c.JobAckWait)
 	case c.JobMaxDeliver < 2:
-		return fmt.Errorf("topology job max deliver must be ≥ 2, got %d", c.JobMaxDeliver)
+		return fmt.Errorf("USHER_JOB_MAX_DELIVER must be ≥ 2, got %d", c.JobMaxDeliver)
 	case c.LeaseTTL < time.Second:
-		return fmt.Errorf("topology lease TTL must be ≥ 1s, got %s", c.LeaseTTL)
+		return fmt.Errorf("USHER_LEASE_TTL must be ≥ 1s, got %s", c.LeaseTTL)
 	case c.Duplicates <= 0:
-		return fmt.Errorf("topology duplicates window must be > 0, got %s", c.Duplicates)
+		return fmt.Errorf("USHER_NATS_DUPLICATES must be > 0, got %s", c.Duplicates)
+	case c.ScreenshotMaxAge < time.Minute:
+		return fmt.Errorf("USHER_SCREENSHOT_MAX_AGE must be ≥ 1m, got %s", c.ScreenshotMaxAge)
+	case c.ScreenshotMaxBytes < 1<<20:
+		return fmt.Errorf("USHER_SCREENSHOT_MAX_BYTES must be ≥ 1048576, got %d", c.ScreenshotMaxBytes)
 	}
 	return nil
 }
@@ -154,6 +167,23 @@ func (c Config) ProjectorConsumer() jetstream.ConsumerConfig {
 	}
 }
 
+// ReaperConsumer is the reaper's durable consumer. Only expiry markers
+// matter, but a consumer cannot filter on headers: every lease write is
+// delivered (headers only) and acked at once.
+func (c Config) ReaperConsumer() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       ConsumerReaper,
+		Description:   "Usher workers: fail bots whose worker stopped renewing their lease",
+		FilterSubject: "$KV." + BucketLeases + ".>",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxDeliver:    -1,
+		MaxAckPending: 20_000,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		HeadersOnly:   true,
+	}
+}
+
 // BotsBucket is the BOTS key-value bucket.
 func (c Config) BotsBucket() jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
@@ -222,6 +252,7 @@ type Topology struct {
 	Events        jetstream.Stream
 	Workers       jetstream.Consumer
 	Projector     jetstream.Consumer
+	Reaper        jetstream.Consumer
 	Bots          jetstream.KeyValue
 	Leases        jetstream.KeyValue
 	TeamsAccounts jetstream.KeyValue
@@ -263,6 +294,9 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology,
 		if *b.dst, err = js.CreateOrUpdateKeyValue(ctx, b.cfg); err != nil {
 			return nil, fmt.Errorf("ensure bucket %s: %w", b.cfg.Bucket, err)
 		}
+	}
+	if t.Reaper, err = js.CreateOrUpdateConsumer(ctx, StreamLeases, cfg.ReaperConsumer()); err != nil {
+		return nil, fmt.Errorf("ensure consumer %s: %w", ConsumerReaper, err)
 	}
 	if t.Screenshots, err = js.CreateOrUpdateObjectStore(ctx, cfg.ScreenshotsStore()); err != nil {
 		return nil, fmt.Errorf("ensure object store %s: %w", ObjectScreenshots, err)

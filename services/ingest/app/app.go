@@ -24,6 +24,8 @@ import (
 	"github.com/usherhq/usher/services/ingest/internal/apiauth"
 	"github.com/usherhq/usher/services/ingest/internal/botrequest"
 	"github.com/usherhq/usher/services/ingest/internal/bots"
+	"github.com/usherhq/usher/services/ingest/internal/credentials"
+	"github.com/usherhq/usher/services/ingest/internal/httpjson"
 	"github.com/usherhq/usher/services/ingest/internal/intake"
 	"github.com/usherhq/usher/services/ingest/internal/projector"
 	"github.com/usherhq/usher/services/ingest/internal/ratelimit"
@@ -84,7 +86,7 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, opts ...Option)
 	}
 	a := &App{
 		cfg:     cfg,
-		topo:    cfg.Topology.Topology(),
+		topo:    cfg.Topology,
 		log:     log,
 		reg:     reg,
 		keys:    keys,
@@ -173,6 +175,13 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 
+	creds, gauge, err := a.credentials(topo)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	mounts = append(mounts, mount{credentials.PathPrefix, creds})
+
 	svc := bots.New(bots.Config{JoinDeadline: a.cfg.JoinDeadline}, nc, js, topo, a.log, a.reg)
 	proj := projector.New(projector.Config{Shards: a.cfg.ProjectorShards, DrainTimeout: a.cfg.ShutdownGrace, Connected: nc.IsConnected}, topo, a.log, a.reg)
 	in := intake.New(intake.Config{
@@ -191,6 +200,9 @@ func (a *App) Run(ctx context.Context) error {
 	g.Go(func() error { return httpserve.Serve(gctx, ln, handler, a.cfg.ShutdownGrace, a.log) })
 	g.Go(func() error { return in.Run(gctx) })
 	g.Go(func() error { return proj.Run(gctx) })
+	if gauge != nil {
+		g.Go(func() error { return gauge.Run(gctx) })
+	}
 	// The service's background rollbacks outlive the intake and the API,
 	// whose last requests may still need one.
 	sctx, stopService := context.WithCancel(context.WithoutCancel(ctx))
@@ -208,6 +220,22 @@ func (a *App) Run(ctx context.Context) error {
 	<-serviceDone
 	a.log.Info("ingest stopped")
 	return err
+}
+
+// credentials builds the Teams credentials API (and the accounts-by-status
+// gauge) on the topology; without USHER_SECRET_KEYS it answers 503 saying so.
+func (a *App) credentials(topo *topology.Topology) (http.Handler, *credentials.StatusGauge, error) {
+	if a.cfg.Seal.Keys.Empty() {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			httpjson.Error(w, http.StatusServiceUnavailable, "Teams credentials are disabled on this server: USHER_SECRET_KEYS is not set")
+		}), nil, nil
+	}
+	ring, err := a.cfg.Seal.Ring()
+	if err != nil {
+		return nil, nil, err
+	}
+	store := credentials.NewStore(topo.TeamsAccounts, topo.Screenshots, ring, a.cfg.Credentials.MaxAccounts)
+	return credentials.NewHandler(store, a.log), credentials.NewStatusGauge(topo.TeamsAccounts, a.log, a.reg), nil
 }
 
 // ensure creates or updates the topology, retrying while NATS is unreachable.

@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/usherhq/usher/services/ingest/internal/apiauth"
+	"github.com/usherhq/usher/services/ingest/internal/credentials"
 	"github.com/usherhq/usher/services/ingest/internal/ratelimit"
 	"github.com/usherhq/usher/shared/logging"
+	"github.com/usherhq/usher/shared/sealbox"
 	"github.com/usherhq/usher/shared/secret"
 	"github.com/usherhq/usher/shared/topology"
 )
@@ -49,40 +51,14 @@ type Config struct {
 	// ShutdownGrace bounds each shutdown phase (HTTP, intake, projector). Default 10s.
 	ShutdownGrace time.Duration `env:"USHER_SHUTDOWN_GRACE" default:"10s"`
 
+	// Credentials bounds the Teams bot accounts a project may store.
+	Credentials credentials.Config
+	// Seal holds USHER_SECRET_KEYS, the keys Teams credentials are sealed
+	// with. Empty: the credentials API answers 503 (nothing can be stored).
+	Seal sealbox.Config
+
 	Log      logging.Config
-	Topology TopologyConfig
-}
-
-// TopologyConfig is the JetStream topology's sizing. Every service ensures
-// the topology at start-up, so the worker must be given the same values.
-type TopologyConfig struct {
-	// Replicas of every stream and bucket. Default 1 (3 in a cluster).
-	Replicas int `env:"USHER_NATS_REPLICAS" default:"1"`
-	// EventsMaxAge is how long events are kept. Default 720h.
-	EventsMaxAge time.Duration `env:"USHER_EVENTS_MAX_AGE" default:"720h"`
-	// JobAckWait is how long a claimed job may go without an ack. Default 30s.
-	JobAckWait time.Duration `env:"USHER_JOB_ACK_WAIT" default:"30s"`
-	// JobMaxDeliver bounds deliveries of one job. Default 20.
-	JobMaxDeliver int `env:"USHER_JOB_MAX_DELIVER" default:"20"`
-	// LeaseTTL is how long a bot lease lives without a heartbeat. Default 15s.
-	LeaseTTL time.Duration `env:"USHER_LEASE_TTL" default:"15s"`
-	// Duplicates is JetStream's Nats-Msg-Id window. Default 2m.
-	Duplicates time.Duration `env:"USHER_NATS_DUPLICATES" default:"2m"`
-	// MemoryStorage keeps streams in memory (benchmarks only). Default false.
-	MemoryStorage bool `env:"USHER_NATS_MEMORY_STORAGE" default:"false"`
-}
-
-// Topology returns the topology.Config, other fields at their defaults.
-func (t TopologyConfig) Topology() topology.Config {
-	c := topology.Defaults()
-	c.Replicas = t.Replicas
-	c.EventsMaxAge = t.EventsMaxAge
-	c.JobAckWait = t.JobAckWait
-	c.JobMaxDeliver = t.JobMaxDeliver
-	c.LeaseTTL = t.LeaseTTL
-	c.Duplicates = t.Duplicates
-	c.MemoryStorage = t.MemoryStorage
-	return c
+	Topology topology.Config
 }
 
 // Validate names the first bad variable.
@@ -129,24 +105,13 @@ func (c Config) Validate() error {
 	if err := c.Log.Validate(); err != nil {
 		return err
 	}
-	return c.Topology.Validate()
-}
-
-// Validate names the first bad variable.
-func (t TopologyConfig) Validate() error {
-	switch {
-	case t.Replicas < 1 || t.Replicas > 5:
-		return fmt.Errorf("USHER_NATS_REPLICAS must be 1-5, got %d", t.Replicas)
-	case t.EventsMaxAge < time.Hour:
-		return fmt.Errorf("USHER_EVENTS_MAX_AGE must be ≥ 1h, got %s", t.EventsMaxAge)
-	case t.JobAckWait < time.Second:
-		return fmt.Errorf("USHER_JOB_ACK_WAIT must be ≥ 1s, got %s", t.JobAckWait)
-	case t.JobMaxDeliver < 2:
-		return fmt.Errorf("USHER_JOB_MAX_DELIVER must be ≥ 2, got %d", t.JobMaxDeliver)
-	case t.LeaseTTL < time.Second:
-		return fmt.Errorf("USHER_LEASE_TTL must be ≥ 1s, got %s", t.LeaseTTL)
-	case t.Duplicates <= 0:
-		return fmt.Errorf("USHER_NATS_DUPLICATES must be > 0, got %s", t.Duplicates)
+	if err := c.Credentials.Validate(); err != nil {
+		return err
 	}
-	return nil
+	if !c.Seal.Keys.Empty() {
+		if _, err := c.Seal.Ring(); err != nil {
+			return err
+		}
+	}
+	return c.Topology.Validate()
 }

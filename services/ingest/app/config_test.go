@@ -23,8 +23,8 @@ func TestConfigDefaults(t *testing.T) {
 		cfg.MaxBodyBytes != 64<<10 || cfg.JoinDeadline != 10*time.Minute || cfg.CallbackAllowHTTP || cfg.SimulatorURL != "" {
 		t.Fatalf("defaults = %+v", cfg)
 	}
-	if cfg.Topology.Topology() != topology.Defaults() {
-		t.Fatalf("topology defaults %+v differ from topology.Defaults() %+v", cfg.Topology.Topology(), topology.Defaults())
+	if cfg.Topology != topology.Defaults() {
+		t.Fatalf("topology defaults %+v differ from topology.Defaults() %+v", cfg.Topology, topology.Defaults())
 	}
 }
 

@@ -33,7 +33,7 @@ import (
 
 // ErrNoJoiners is returned by Run in browser mode when no platform joiner
 // was wired (WithJoiners, WithJoiner or WithDriver).
-var ErrNoJoiners = errors.New("USHER_WORKER_DRIVER=browser but no browser drivers are wired into this build; use USHER_WORKER_DRIVER=instant or wire them in main")
+var ErrNoJoiners = errors.New("no platform joiners: USHER_WORKER_DRIVER=browser builds them from Config.Browser; tests may inject their own")
 
 // Env is what a JoinerFactory may build on: the worker's NATS connection and
 // topology, its logger and metrics registry.
@@ -125,7 +125,10 @@ func New(cfg Config, log *slog.Logger, reg *prometheus.Registry, opts ...Option)
 		a.instant = instant.New(cfg.Instant)
 	}
 	if cfg.Driver == DriverBrowser && len(a.factories) == 0 && len(a.joiners) == 0 {
-		return nil, ErrNoJoiners
+		if err := cfg.Browser.Validate(); err != nil {
+			return nil, err
+		}
+		a.factories = append(a.factories, BrowserJoiners(cfg.Browser, cfg.Jobs.Slots))
 	}
 	return a, nil
 }
@@ -161,7 +164,7 @@ func (a *App) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	topo, err := topology.Ensure(ctx, js, a.cfg.Topology.Topology())
+	topo, err := topology.Ensure(ctx, js, a.cfg.Topology)
 	if err != nil {
 		return err
 	}

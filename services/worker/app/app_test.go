@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -54,8 +53,9 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 			t.Errorf("env %v: error %v; want one naming %s", tc.env, err, tc.want)
 		}
 	}
-	if _, err := app.New(cfg, logging.Discard(), prometheus.NewRegistry()); !errors.Is(err, app.ErrNoJoiners) {
-		t.Fatalf("browser mode without drivers: %v; want ErrNoJoiners", err)
+	// Browser mode seals Teams credentials and sessions: it refuses to start without keys.
+	if _, err := app.New(cfg, logging.Discard(), prometheus.NewRegistry()); err == nil || !strings.Contains(err.Error(), "USHER_SECRET_KEYS") {
+		t.Fatalf("browser mode without USHER_SECRET_KEYS: %v; want an error naming it", err)
 	}
 }
 
@@ -65,7 +65,7 @@ func TestAppRunsInProcessWithProbes(t *testing.T) {
 	cfg := app.Defaults()
 	cfg.NATSURL = h.Srv.URL
 	cfg.Driver = app.DriverInstant
-	cfg.Topology = app.TopologyFrom(h.Topo.Config)
+	cfg.Topology = h.Topo.Config
 	cfg.Jobs.FetchWait = 200 * time.Millisecond
 	cfg.Jobs.DrainTimeout = 200 * time.Millisecond
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -160,7 +160,7 @@ func TestReaperFailsBotOfKilledWorker(t *testing.T) {
 	cfg.NATSURL = h.Srv.URL
 	cfg.Driver = app.DriverInstant
 	cfg.MetricsAddr = ""
-	cfg.Topology = app.TopologyFrom(h.Topo.Config)
+	cfg.Topology = h.Topo.Config
 	a, err := app.New(cfg, logging.Discard(), prometheus.NewRegistry(), app.WithInstantDriver(instant.New(instant.Config{})))
 	if err != nil {
 		t.Fatal(err)

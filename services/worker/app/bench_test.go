@@ -99,7 +99,7 @@ func startBenchApp(b *testing.B, h *wt.Harness, slots int, inst instant.Config) 
 	cfg.NATSURL = h.Srv.URL
 	cfg.Driver = app.DriverInstant
 	cfg.MetricsAddr = ""
-	cfg.Topology = app.TopologyFrom(h.Topo.Config)
+	cfg.Topology = h.Topo.Config
 	cfg.Jobs.Slots = slots
 	cfg.Jobs.DrainTimeout = 100 * time.Millisecond
 	cfg.Log.Level = "error"

@@ -14,13 +14,6 @@ import (
 	"github.com/usherhq/usher/shared/topology"
 )
 
-// HandOffMsgID is the Nats-Msg-Id of the job that moves a bot to another
-// worker: job:<bot_id>:h<n>, n being the seq of the bot's last event when it
-// was handed off, so each hand-off is stored once however often it is retried.
-func HandOffMsgID(botID string, n uint64) string {
-	return fmt.Sprintf("%s:h%d", topology.JobMsgID(botID), n)
-}
-
 // handOffJob copies job with a fresh join window starting at now: the
 // original deadline is long gone for a bot that spent an hour in its meeting.
 func handOffJob(job *usherv1.JoinJob, fallback time.Duration, now time.Time) *usherv1.JoinJob {

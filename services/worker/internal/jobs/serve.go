@@ -344,7 +344,7 @@ func (r *Runtime) publishJob(base context.Context, job *usherv1.JoinJob, seq uin
 	var err error
 	for attempt := range 3 {
 		ctx, cancel := r.opCtx(base)
-		err = publishJoinJob(ctx, r.js, next, HandOffMsgID(job.GetBotId(), seq))
+		err = publishJoinJob(ctx, r.js, next, topology.HandOffMsgID(job.GetBotId(), seq))
 		cancel()
 		if err == nil {
 			return nil

@@ -32,32 +32,8 @@ import (
 	"github.com/usherhq/usher/shared/topology"
 )
 
-// ConsumerName is the durable consumer on the leases bucket's stream that
-// all workers share.
-const ConsumerName = "reaper"
-
-// leaseStream is the stream behind the BOT_LEASES bucket.
-const leaseStream = "KV_" + topology.BucketLeases
-
 // markerMaxAge is the marker reason of a key removed by the bucket's TTL.
 const markerMaxAge = "MaxAge"
-
-// ConsumerConfig is the reaper's durable consumer. Only markers matter, but
-// a consumer cannot filter on headers: every lease write is delivered
-// (headers only) and acked at once.
-func ConsumerConfig() jetstream.ConsumerConfig {
-	return jetstream.ConsumerConfig{
-		Durable:       ConsumerName,
-		Description:   "Usher workers: fail bots whose worker stopped renewing their lease",
-		FilterSubject: "$KV." + topology.BucketLeases + ".>",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
-		MaxDeliver:    -1,
-		MaxAckPending: 20_000,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-		HeadersOnly:   true,
-	}
-}
 
 // Reaper fails bots lost with their worker.
 type Reaper struct {
@@ -84,9 +60,9 @@ func New(js jetstream.JetStream, topo *topology.Topology, log *slog.Logger, reg 
 
 // Run consumes lease markers until ctx is done.
 func (r *Reaper) Run(ctx context.Context) error {
-	cons, err := r.js.CreateOrUpdateConsumer(ctx, leaseStream, ConsumerConfig())
+	cons, err := r.js.CreateOrUpdateConsumer(ctx, topology.StreamLeases, r.topo.Config.ReaperConsumer())
 	if err != nil {
-		return fmt.Errorf("ensure consumer %s on %s: %w", ConsumerName, leaseStream, err)
+		return fmt.Errorf("ensure consumer %s on %s: %w", topology.ConsumerReaper, topology.StreamLeases, err)
 	}
 	base := context.WithoutCancel(ctx)
 	cc, err := cons.Consume(func(msg jetstream.Msg) { r.handle(base, msg) },
@@ -97,7 +73,7 @@ func (r *Reaper) Run(ctx context.Context) error {
 			}
 		}))
 	if err != nil {
-		return fmt.Errorf("consume %s: %w", ConsumerName, err)
+		return fmt.Errorf("consume %s: %w", topology.ConsumerReaper, err)
 	}
 	<-ctx.Done()
 	cc.Drain()
