@@ -31,10 +31,11 @@ bench: deps build ## Print the performance figures next to their baselines (long
 	@scripts/bench.sh
 
 build: ## Build the binaries into .bin/.
-	@echo "==> go build: usher-jetstream $(addprefix usher-,$(SERVICES)) into .bin/"
+	@echo "==> go build: usher-jetstream $(addprefix usher-,$(SERVICES)) zoom-tokens-callback into .bin/"
 	@mkdir -p $(BIN)
 	$(GO) build -o $(BIN)/usher-jetstream ./shared/cmd/usher-jetstream
 	@for s in $(SERVICES); do $(GO) build -o $(BIN)/usher-$$s ./services/$$s; done
+	$(GO) build -o $(BIN)/zoom-tokens-callback ./services/simulator/cmd/zoom-tokens-callback
 
 deps: chromium redis ## Install or start what tests and the fleet need.
 

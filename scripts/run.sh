@@ -25,6 +25,8 @@ export USHER_SIMULATOR_URL=http://127.0.0.1:8090
 export USHER_SIMULATOR_PUBLIC_URL=http://127.0.0.1:8090
 export USHER_WORKER_SLOTS=${USHER_WORKER_SLOTS:-4}
 export USHER_WORKER_DRIVER=${USHER_WORKER_DRIVER:-browser}
+# Ctrl-C hands bots still in meetings to the next worker after this long (they rejoin on the next `make run`).
+export USHER_WORKER_DRAIN_TIMEOUT=${USHER_WORKER_DRAIN_TIMEOUT:-5s}
 export USHER_SECRET_KEYS=$(cat "$DATA/secret-key")
 export USHER_CALLBACK_SECRETS="dev:$(cat "$DATA/callback-secret")"
 # Dev only: let a local zoom_tokens_url (http, loopback) work. Production refuses both.
@@ -58,6 +60,10 @@ start ingest usher-ingest
 wait_http ingest http://127.0.0.1:8080/readyz
 start worker usher-worker
 wait_http worker http://127.0.0.1:8081/readyz
+# An example customer endpoint for signed-in Zoom bots: verifies Usher's
+# signature and mints a ZAK from the simulator's Zoom API.
+USHER_EXAMPLE_CALLBACK_SECRET=$(cat "$DATA/callback-secret") start zoom-tokens-callback zoom-tokens-callback
+wait_http zoom-tokens-callback http://127.0.0.1:8091/healthz
 
 cat <<MSG
 
@@ -65,6 +71,7 @@ Usher is running.
   API (ingest)      http://127.0.0.1:8080      Authorization: Token $API_KEY
   simulator         http://127.0.0.1:8090      (admin API: services/simulator/README.md)
   worker metrics    http://127.0.0.1:8081/metrics
+  zoom_tokens_url   http://127.0.0.1:8091/zoom-tokens   (example customer endpoint; signs in as bot_metadata.zoom_user)
   JetStream         nats://127.0.0.1:4333      (monitor http://127.0.0.1:8333)
   logs              $DATA/logs/
 
