@@ -1,0 +1,43 @@
+// Package e2e runs Usher end to end in one process — HTTP request → ingest →
+// JetStream → worker → Chromium → simulator meeting → events → API — against
+// one shared fleet (one Chromium for the package).
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/usherhq/usher/e2e/fleet"
+)
+
+// fl is the fleet every test in the package shares: one browser worker with
+// enough slots for the tests that run in parallel.
+var fl *fleet.Fleet
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "usher-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	fl, err = fleet.Start(ctx, dir, fleet.Options{Slots: 8, Env: map[string]string{
+		"USHER_DRIVER_STEP_TIMEOUT": "8s",
+	}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start fleet:", err)
+		return 1
+	}
+	code := m.Run()
+	fl.Close()
+	return code
+}
