@@ -2,7 +2,9 @@ package logging
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/usherhq/usher/shared/secret"
@@ -33,5 +35,34 @@ func TestConfigValidateNamesTheVariable(t *testing.T) {
 	}
 	if err := (Config{Level: "info", Format: "xml"}).Validate(); err == nil || !strings.Contains(err.Error(), "USHER_LOG_FORMAT") {
 		t.Errorf("bad format: %v", err)
+	}
+}
+
+func TestBufferKeepsEveryLineFromConcurrentLoggers(t *testing.T) {
+	t.Parallel()
+	var buf Buffer
+	log := New(&buf, Config{Level: "info", Format: "json"}, "test")
+	const writers, lines = 8, 50
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range lines {
+				log.Info("tick", "writer", w, "line", i, "password", "p@ss-1")
+				_ = buf.String() // a test reading while handlers still write
+			}
+		})
+	}
+	wg.Wait()
+	out := buf.String()
+	if got := strings.Count(out, "\n"); got != writers*lines {
+		t.Fatalf("buffer holds %d lines, want %d", got, writers*lines)
+	}
+	for w := range writers {
+		if got := strings.Count(out, fmt.Sprintf(`"writer":%d,`, w)); got != lines {
+			t.Errorf("writer %d: %d lines, want %d", w, got, lines)
+		}
+	}
+	if strings.Contains(out, "p@ss-1") {
+		t.Errorf("buffer holds a secret: %s", out)
 	}
 }

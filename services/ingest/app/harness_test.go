@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -58,7 +56,7 @@ type ingestProc struct {
 	app    *app.App
 	base   string
 	reg    *prometheus.Registry
-	logs   *syncBuffer
+	logs   *logging.Buffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -106,7 +104,7 @@ func (e *env) startIngest() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &ingestProc{reg: metrics.NewRegistry(), logs: &syncBuffer{}, done: make(chan error, 1)}
+	p := &ingestProc{reg: metrics.NewRegistry(), logs: &logging.Buffer{}, done: make(chan error, 1)}
 	log := logging.New(p.logs, cfg.Log, "ingest")
 	if p.app, err = app.New(cfg, log, p.reg, app.WithListener(ln), app.WithTopology(e.srv.Topo)); err != nil {
 		t.Fatalf("app.New: %v", err)
@@ -344,24 +342,6 @@ func (w *worker) emit(to, subCode string) {
 		w.t.Fatalf("emit %s: %v", to, err)
 	}
 	w.cur = cur
-}
-
-// syncBuffer is a goroutine-safe log sink.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // ingest0Logs returns the logs of the last stopped ingest run.

@@ -104,7 +104,7 @@ func TestWaitParticipantSeesTimeDrivenChanges(t *testing.T) {
 // capturing logger and checks that no password, token or cookie value appears.
 func TestSecretsNeverLogged(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs logging.Buffer
 	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: logging.Redact}))
 	h := newHarness(t, sim.Config{}, sim.WithLogger(log))
 	const password = "correct-horse-battery-staple"

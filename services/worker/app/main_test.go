@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	wt "github.com/usherhq/usher/services/worker/internal/workertest"
+	"github.com/usherhq/usher/shared/logging"
 )
 
 // binDir holds the worker binary the process tests build once.
@@ -64,26 +64,9 @@ func workerBinary(t *testing.T) string {
 type process struct {
 	t    *testing.T
 	cmd  *exec.Cmd
-	out  *lockedBuffer
+	out  *logging.Buffer
 	done chan struct{}
 	err  error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startWorker runs the worker binary against the harness's JetStream with
@@ -105,7 +88,7 @@ func startWorker(t *testing.T, h *wt.Harness, id string, extra ...string) *proce
 		fmt.Sprintf("USHER_JOB_MAX_DELIVER=%d", topo.JobMaxDeliver),
 	)
 	cmd.Env = append(cmd.Env, extra...)
-	p := &process{t: t, cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
+	p := &process{t: t, cmd: cmd, out: &logging.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start worker: %v", err)

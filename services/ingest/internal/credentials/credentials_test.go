@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -35,24 +34,6 @@ const (
 	keyOther = "other-api-key-0123456789"
 )
 
-// syncBuffer is a log sink safe for concurrent handlers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type env struct {
 	t     *testing.T
 	topo  *topology.Topology
@@ -60,7 +41,7 @@ type env struct {
 	spec  secret.String // the ring's one key, "k1:..."
 	store *credentials.Store
 	srv   *httptest.Server
-	logs  *syncBuffer
+	logs  *logging.Buffer
 }
 
 func newRing(t *testing.T, kids ...string) (*sealbox.Ring, []secret.String) {
@@ -86,7 +67,7 @@ func newEnv(t *testing.T, maxAccounts int) *env {
 	js := natstest.New(t)
 	topo := js.Topology()
 	ring, specs := newRing(t, "k1")
-	logs := &syncBuffer{}
+	logs := &logging.Buffer{}
 	log := logging.New(logs, logging.Config{Level: "debug", Format: "json"}, "ingest")
 	store := credentials.NewStore(topo.TeamsAccounts, topo.Screenshots, ring, maxAccounts)
 	keys, err := apiauth.ParseKeys("acme:" + keyAcme + ",other:" + keyOther)
@@ -541,7 +522,7 @@ func TestStoreErrorsAnswer503WithoutLeaking(t *testing.T) {
 	js := natstest.New(t)
 	topo := js.Topology()
 	ring, _ := newRing(t, "k1")
-	logs := &syncBuffer{}
+	logs := &logging.Buffer{}
 	log := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{ReplaceAttr: logging.Redact}))
 	nc := js.Conn(nats.MaxReconnects(0))
 	jsc, _ := jetstream.New(nc)

@@ -1,4 +1,4 @@
-package browser
+package browser_test
 
 import (
 	"context"
@@ -16,6 +16,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/usherhq/usher/services/worker/internal/browser"
+	"github.com/usherhq/usher/services/worker/internal/browser/browsertest"
 	"github.com/usherhq/usher/services/worker/internal/driver"
 	"github.com/usherhq/usher/shared/logging"
 	"github.com/usherhq/usher/shared/secret"
@@ -48,7 +50,7 @@ func testCtx(t *testing.T, d time.Duration) context.Context {
 	return ctx
 }
 
-func openTab(t *testing.T, ctx context.Context, e *Engine) *Tab {
+func openTab(t *testing.T, ctx context.Context, e *browser.Engine) *browser.Tab {
 	t.Helper()
 	tab, err := e.Open(ctx)
 	if err != nil {
@@ -59,7 +61,7 @@ func openTab(t *testing.T, ctx context.Context, e *Engine) *Tab {
 }
 
 // visit navigates and returns the text of #v.
-func visit(t *testing.T, ctx context.Context, tab *Tab, url string) string {
+func visit(t *testing.T, ctx context.Context, tab *browser.Tab, url string) string {
 	t.Helper()
 	p := tab.Page().Context(ctx)
 	if err := p.Navigate(url); err != nil {
@@ -74,6 +76,18 @@ func visit(t *testing.T, ctx context.Context, tab *Tab, url string) string {
 		t.Fatalf("read #v: %v", err)
 	}
 	return txt
+}
+
+// startOwn starts a two-context browser of the test's own (one it may kill,
+// or whose metrics it reads), closed at cleanup.
+func startOwn(t *testing.T, ctx context.Context, reg prometheus.Registerer) *browser.Engine {
+	t.Helper()
+	e := browser.New(browsertest.Config(2), logging.Discard(), reg)
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	return e
 }
 
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
@@ -138,12 +152,8 @@ func TestSetCookiesReachOnlyThatTab(t *testing.T) {
 func TestOpenBlocksAtMaxContextsAndHonoursCtx(t *testing.T) {
 	t.Parallel()
 	reg := prometheus.NewRegistry()
-	e := New(testConfig(2), logging.Discard(), reg)
 	ctx := testCtx(t, 60*time.Second)
-	if err := e.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.Close() })
+	e := startOwn(t, ctx, reg)
 	a := openTab(t, ctx, e)
 	openTab(t, ctx, e)
 	if got := gauge(t, reg, "usher_worker_browser_contexts_open"); got != 2 {
@@ -210,12 +220,8 @@ func TestBrowserKilledIsRestartedAndTabsSeeCrashed(t *testing.T) {
 	t.Parallel()
 	srv := cookieServer(t)
 	reg := prometheus.NewRegistry()
-	e := New(testConfig(2), logging.Discard(), reg)
 	ctx := testCtx(t, 60*time.Second)
-	if err := e.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.Close() })
+	e := startOwn(t, ctx, reg)
 	a := openTab(t, ctx, e)
 	b := openTab(t, ctx, e)
 	visit(t, ctx, a, srv.URL+"/")
@@ -231,7 +237,7 @@ func TestBrowserKilledIsRestartedAndTabsSeeCrashed(t *testing.T) {
 	if err := syscall.Kill(oldPID, syscall.SIGKILL); err != nil {
 		t.Fatalf("kill browser: %v", err)
 	}
-	for _, tab := range []*Tab{a, b} {
+	for _, tab := range []*browser.Tab{a, b} {
 		select {
 		case <-tab.Crashed():
 		case <-ctx.Done():
@@ -243,7 +249,7 @@ func TestBrowserKilledIsRestartedAndTabsSeeCrashed(t *testing.T) {
 		t.Fatalf("restarts counter = %v, want 1", got)
 	}
 	waitFor(t, 10*time.Second, "the dead browser's processes to be gone", func() bool { return len(groupAlive(t, oldPID)) == 0 })
-	if left, _ := GroupPIDs(oldPID); len(left) != 0 {
+	if left, _ := browser.GroupPIDs(oldPID); len(left) != 0 {
 		t.Fatalf("processes of the crashed browser left behind (zombies): %s", describe(left))
 	}
 	assertNoZombieChildren(t)
@@ -269,7 +275,7 @@ func TestBrowserKilledIsRestartedAndTabsSeeCrashed(t *testing.T) {
 func TestCloseLeavesNoProcesses(t *testing.T) {
 	t.Parallel()
 	srv := cookieServer(t)
-	e := New(testConfig(2), logging.Discard(), nil)
+	e := browser.New(browsertest.Config(2), logging.Discard(), nil)
 	ctx := testCtx(t, 60*time.Second)
 	if err := e.Start(ctx); err != nil {
 		t.Fatal(err)
@@ -280,7 +286,7 @@ func TestCloseLeavesNoProcesses(t *testing.T) {
 	if err := e.Close(); err != nil {
 		t.Fatalf("close engine: %v", err)
 	}
-	if left, _ := GroupPIDs(pid); len(left) != 0 {
+	if left, _ := browser.GroupPIDs(pid); len(left) != 0 {
 		t.Fatalf("processes of browser %d left after Close (alive or zombie): %s", pid, describe(left))
 	}
 	assertNoZombieChildren(t)
@@ -292,15 +298,15 @@ func TestCloseLeavesNoProcesses(t *testing.T) {
 	if err := tab.Close(); err != nil {
 		t.Fatalf("close tab after engine close: %v", err)
 	}
-	if _, err := e.Open(ctx); !errors.Is(err, ErrClosed) {
+	if _, err := e.Open(ctx); !errors.Is(err, browser.ErrClosed) {
 		t.Fatalf("Open after Close = %v, want ErrClosed", err)
 	}
 }
 
 func TestOpenBeforeStartFails(t *testing.T) {
 	t.Parallel()
-	e := New(testConfig(1), logging.Discard(), nil)
-	if _, err := e.Open(testCtx(t, time.Second)); !errors.Is(err, ErrNotStarted) {
+	e := browser.New(browsertest.Config(1), logging.Discard(), nil)
+	if _, err := e.Open(testCtx(t, time.Second)); !errors.Is(err, browser.ErrNotStarted) {
 		t.Fatalf("Open before Start = %v, want ErrNotStarted", err)
 	}
 	if err := e.Close(); err != nil {
@@ -311,19 +317,19 @@ func TestOpenBeforeStartFails(t *testing.T) {
 func TestConfigValidateNamesTheVariable(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		cfg  Config
+		cfg  browser.Config
 		want string
 	}{
-		{Config{MaxContexts: 1, LaunchTimeout: time.Second}, "USHER_CHROMIUM_BIN"},
-		{Config{Bin: "x", LaunchTimeout: time.Second}, "USHER_BROWSER_MAX_CONTEXTS"},
-		{Config{Bin: "x", MaxContexts: 1}, "USHER_CHROMIUM_LAUNCH_TIMEOUT"},
+		{browser.Config{MaxContexts: 1, LaunchTimeout: time.Second}, "USHER_CHROMIUM_BIN"},
+		{browser.Config{Bin: "x", LaunchTimeout: time.Second}, "USHER_BROWSER_MAX_CONTEXTS"},
+		{browser.Config{Bin: "x", MaxContexts: 1}, "USHER_CHROMIUM_LAUNCH_TIMEOUT"},
 	} {
 		err := tc.cfg.Validate()
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Validate(%+v) = %v, want an error naming %s", tc.cfg, err, tc.want)
 		}
 	}
-	if err := testConfig(1).Validate(); err != nil {
+	if err := browsertest.Config(1).Validate(); err != nil {
 		t.Errorf("valid config refused: %v", err)
 	}
 }
@@ -331,13 +337,13 @@ func TestConfigValidateNamesTheVariable(t *testing.T) {
 // groupAlive lists the live (non-zombie) processes of process group pgid.
 func groupAlive(t *testing.T, pgid int) []int {
 	t.Helper()
-	pids, err := GroupPIDs(pgid)
+	pids, err := browser.GroupPIDs(pgid)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var alive []int
 	for _, pid := range pids {
-		if st, err := ReadStat(pid); err == nil && st.State != 'Z' {
+		if st, err := browser.ReadStat(pid); err == nil && st.State != 'Z' {
 			alive = append(alive, pid)
 		}
 	}
@@ -354,7 +360,7 @@ func assertNoZombieChildren(t *testing.T) {
 		if err != nil {
 			continue
 		}
-		st, err := ReadStat(pid)
+		st, err := browser.ReadStat(pid)
 		if err == nil && st.PPID == os.Getpid() && st.State == 'Z' {
 			t.Errorf("zombie child %d (%s)", pid, st.Comm)
 		}
@@ -364,7 +370,7 @@ func assertNoZombieChildren(t *testing.T) {
 func describe(pids []int) string {
 	var b strings.Builder
 	for _, pid := range pids {
-		st, err := ReadStat(pid)
+		st, err := browser.ReadStat(pid)
 		if err != nil {
 			fmt.Fprintf(&b, "[%d gone]", pid)
 			continue

@@ -11,6 +11,7 @@ import (
 	usherv1 "github.com/usherhq/usher/proto/gen/usher/v1"
 	"github.com/usherhq/usher/services/simulator/sim"
 	"github.com/usherhq/usher/services/worker/internal/browser"
+	"github.com/usherhq/usher/services/worker/internal/browser/browsertest"
 	"github.com/usherhq/usher/services/worker/internal/driver"
 	"github.com/usherhq/usher/services/worker/internal/drivers/drivertest"
 	"github.com/usherhq/usher/shared/logging"
@@ -75,7 +76,7 @@ func runDensity(b *testing.B, mode string, browserPerBot bool) densityResult {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cfg := browser.Config{Bin: drivertest.ChromiumBin(), Headless: true, MaxContexts: densityBots, LaunchTimeout: 30 * time.Second}
+	cfg := browsertest.Config(densityBots)
 	var engines []*browser.Engine
 	defer func() {
 		for _, e := range engines {

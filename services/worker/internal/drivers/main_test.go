@@ -1,15 +1,13 @@
 package drivers
 
 import (
-	"fmt"
 	"os"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/usherhq/usher/services/simulator/sim"
 
+	"github.com/usherhq/usher/services/worker/internal/browser/browsertest"
 	"github.com/usherhq/usher/services/worker/internal/drivers/drivertest"
 )
 
@@ -17,19 +15,7 @@ import (
 var env *drivertest.Env //nolint:gochecknoglobals // one browser per test package
 
 func TestMain(m *testing.M) {
-	var err error
-	env, err = drivertest.StartWith(4, sim.Config{PresenceTimeout: 2 * time.Second})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	env.Close()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(browsertest.Main(m, &env, func() (*drivertest.Env, error) {
+		return drivertest.StartWith(4, sim.Config{PresenceTimeout: 2 * time.Second})
+	}))
 }

@@ -1,25 +1,22 @@
 package teamsjoin
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
-	"go.uber.org/goleak"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	usherv1 "github.com/usherhq/usher/proto/gen/usher/v1"
 	"github.com/usherhq/usher/services/simulator/sim"
 	"github.com/usherhq/usher/services/worker/internal/browser"
+	"github.com/usherhq/usher/services/worker/internal/browser/browsertest"
 	"github.com/usherhq/usher/services/worker/internal/drivers/teams"
 	"github.com/usherhq/usher/services/worker/internal/drivers/webjoin"
 	"github.com/usherhq/usher/services/worker/internal/teamsaccounts"
@@ -40,44 +37,7 @@ var engine *browser.Engine
 
 func TestMain(m *testing.M) {
 	redis.SetLogger(teamssession.RedisLogger(logging.Discard()))
-	bin := os.Getenv("USHER_CHROMIUM_BIN")
-	if bin == "" {
-		bin = "/usr/bin/chromium"
-	}
-	engine = browser.New(browser.Config{Bin: bin, Headless: true, MaxContexts: 16}, logging.Discard(), prometheus.NewRegistry())
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	err := engine.Start(ctx)
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "teamsjoin tests need Chromium:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = engine.Close()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	os.Exit(browsertest.Main(m, &engine, func() (*browser.Engine, error) { return browsertest.Start(16) }))
 }
 
 // fixture is one simulated world (simulator, JetStream, Redis prefix, sealing
@@ -91,7 +51,7 @@ type fixture struct {
 	ringSpec secret.String
 	redisURL string
 	prefix   string
-	logs     *syncBuffer
+	logs     *logging.Buffer
 	maxBots  int
 }
 
@@ -111,7 +71,7 @@ func newFixture(t testing.TB) *fixture {
 	}
 	url := redistest.URL()
 	return &fixture{t: t, sim: s, js: js, topo: js.Topology(), ring: ring, ringSpec: spec,
-		redisURL: url, prefix: redistest.Prefix(t, url), logs: &syncBuffer{}, maxBots: 8}
+		redisURL: url, prefix: redistest.Prefix(t, url), logs: &logging.Buffer{}, maxBots: 8}
 }
 
 // worker is one worker process's Teams stack.

@@ -4,23 +4,21 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"image/jpeg"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"go.uber.org/goleak"
 
 	"github.com/usherhq/usher/services/simulator/sim"
 	"github.com/usherhq/usher/services/worker/internal/browser"
+	"github.com/usherhq/usher/services/worker/internal/browser/browsertest"
 	"github.com/usherhq/usher/shared/botstate"
 	"github.com/usherhq/usher/shared/logging"
 	"github.com/usherhq/usher/shared/natstest"
@@ -31,44 +29,7 @@ import (
 var engine *browser.Engine
 
 func TestMain(m *testing.M) {
-	bin := os.Getenv("USHER_CHROMIUM_BIN")
-	if bin == "" {
-		bin = "/usr/bin/chromium"
-	}
-	engine = browser.New(browser.Config{Bin: bin, Headless: true, MaxContexts: 8}, logging.Discard(), prometheus.NewRegistry())
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	err := engine.Start(ctx)
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "teamslogin tests need Chromium:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	_ = engine.Close()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	os.Exit(browsertest.Main(m, &engine, func() (*browser.Engine, error) { return browsertest.Start(8) }))
 }
 
 type fixture struct {
@@ -76,7 +37,7 @@ type fixture struct {
 	url   string
 	login *Login
 	reg   *prometheus.Registry
-	logs  *syncBuffer
+	logs  *logging.Buffer
 	js    *natstest.Server
 }
 
@@ -94,7 +55,7 @@ func newFixture(t *testing.T, cfg Config) *fixture {
 	}
 	js := natstest.New(t)
 	topo := js.Topology()
-	logs := &syncBuffer{}
+	logs := &logging.Buffer{}
 	reg := prometheus.NewRegistry()
 	l := New(cfg, engine, topo.Screenshots, logging.New(logs, logging.Config{Level: "debug", Format: "json"}, "worker"), reg)
 	return &fixture{sim: s, url: srv.URL, login: l, reg: reg, logs: logs, js: js}

@@ -1,7 +1,6 @@
 package teamssession_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -33,24 +32,7 @@ func TestMain(m *testing.M) {
 type worker struct {
 	cache *teamssession.Cache
 	reg   *prometheus.Registry
-	logs  *syncBuffer
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	logs  *logging.Buffer
 }
 
 func testConfig(url, prefix string) teamssession.Config {
@@ -76,7 +58,7 @@ func newWorker(t *testing.T, cfg teamssession.Config, ring *sealbox.Ring) *worke
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &logging.Buffer{}
 	reg := prometheus.NewRegistry()
 	c, err := teamssession.New(cfg, ring, logging.New(logs, logging.Config{Level: "debug", Format: "json"}, "worker"), reg)
 	if err != nil {

@@ -1,7 +1,6 @@
 package zoomjoin
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -71,23 +70,6 @@ func (meeting) Wait(ctx context.Context) (driver.End, error) {
 func (meeting) Leave(context.Context) error { return nil }
 func (meeting) Close() error                { return nil }
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // fixture is a customer callback (TLS), the real client, a fake driver and
 // the joiner, all logging JSON into one buffer through Usher's logger.
 type fixture struct {
@@ -95,12 +77,12 @@ type fixture struct {
 	calls    atomic.Int32
 	driver   *fakeDriver
 	joiner   *Joiner
-	logs     *syncBuffer
+	logs     *logging.Buffer
 }
 
 func newFixture(t *testing.T, answer func(w http.ResponseWriter, r *http.Request, n int), tune func(*zoomtoken.Config)) *fixture {
 	t.Helper()
-	f := &fixture{driver: &fakeDriver{}, logs: &syncBuffer{}}
+	f := &fixture{driver: &fakeDriver{}, logs: &logging.Buffer{}}
 	f.callback = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		answer(w, r, int(f.calls.Add(1)))

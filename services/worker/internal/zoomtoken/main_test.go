@@ -1,7 +1,6 @@
 package zoomtoken
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -128,24 +127,6 @@ func reply(status int, body string) answer {
 	}
 }
 
-// syncBuffer collects log output from concurrent goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // testConfig is a fast config trusting loopback (httptest servers listen there).
 func testConfig() Config {
 	return Config{
@@ -164,14 +145,14 @@ func testConfig() Config {
 type harness struct {
 	client *Client
 	reg    *prometheus.Registry
-	logs   *syncBuffer
+	logs   *logging.Buffer
 }
 
 // newHarness builds a client trusting srv's TLS certificate (when srv is a
 // TLS server), logging JSON into a buffer through Usher's logger.
 func newHarness(t *testing.T, cfg Config, srv *callbackServer, opts ...Option) *harness {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &logging.Buffer{}
 	log := logging.New(logs, logging.Config{Level: "debug", Format: "json"}, "worker")
 	reg := prometheus.NewRegistry()
 	if srv != nil && srv.TLS != nil {

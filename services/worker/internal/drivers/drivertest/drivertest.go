@@ -8,25 +8,16 @@ import (
 	"errors"
 	"fmt"
 	"net/http/httptest"
-	"os"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/usherhq/usher/services/simulator/sim"
 	"github.com/usherhq/usher/services/worker/internal/browser"
+	"github.com/usherhq/usher/services/worker/internal/browser/browsertest"
 	"github.com/usherhq/usher/services/worker/internal/driver"
 	"github.com/usherhq/usher/services/worker/internal/drivers/webjoin"
-	"github.com/usherhq/usher/shared/logging"
 )
-
-// ChromiumBin is USHER_CHROMIUM_BIN or /usr/bin/chromium.
-func ChromiumBin() string {
-	if b := os.Getenv("USHER_CHROMIUM_BIN"); b != "" {
-		return b
-	}
-	return "/usr/bin/chromium"
-}
 
 // Config is the drivers' configuration in tests: short steps and polls.
 func Config() webjoin.Config {
@@ -51,21 +42,21 @@ func StartWith(maxContexts int, simCfg sim.Config) (*Env, error) {
 		srv.Close()
 		return nil, err
 	}
-	eng := browser.New(browser.Config{Bin: ChromiumBin(), Headless: true, MaxContexts: maxContexts, LaunchTimeout: 30 * time.Second}, logging.Discard(), nil)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := eng.Start(ctx); err != nil {
+	eng, err := browsertest.Start(maxContexts)
+	if err != nil {
 		srv.Close()
-		return nil, fmt.Errorf("start chromium: %w", err)
+		return nil, err
 	}
 	return &Env{Sim: s, Server: srv, Engine: eng}, nil
 }
 
-// Close stops the browser and the simulator.
-func (e *Env) Close() {
-	_ = e.Engine.Close()
+// Close stops the browser and the simulator (Env is the io.Closer of
+// browsertest.Main).
+func (e *Env) Close() error {
+	err := e.Engine.Close()
 	e.Server.CloseClientConnections()
 	e.Server.Close()
+	return err
 }
 
 // Meeting creates a simulator meeting or fails the test.

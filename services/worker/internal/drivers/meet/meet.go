@@ -92,11 +92,7 @@ func join(ctx context.Context, p *webjoin.Page, req driver.JoinRequest, w driver
 	if err := p.Navigate(ctx, "open", req.MeetingURL); err != nil {
 		return err
 	}
-	m, err := p.Await(ctx, "prejoin", prejoinHooks())
-	if err != nil {
-		return err
-	}
-	if err := m.JoinErr("prejoin"); err != nil {
+	if err := p.Reach(ctx, "prejoin", prejoinHooks()); err != nil {
 		return err
 	}
 
@@ -106,36 +102,21 @@ func join(ctx context.Context, p *webjoin.Page, req driver.JoinRequest, w driver
 			return err
 		}
 	}
-	if err := p.TurnOff(ctx, "microphone",
-		webjoin.Hook{State: webjoin.StatePrompt, Selector: "[aria-label=\"Turn off microphone\"]"},
-		webjoin.Hook{State: webjoin.StatePrompt, Selector: "[aria-label=\"Turn on microphone\"]"}); err != nil {
-		return err
-	}
-	if err := p.TurnOff(ctx, "camera",
-		webjoin.Hook{State: webjoin.StatePrompt, Selector: "[aria-label=\"Turn off camera\"]"},
-		webjoin.Hook{State: webjoin.StatePrompt, Selector: "[aria-label=\"Turn on camera\"]"}); err != nil {
-		return err
-	}
-
-	if err := p.Click(ctx, "join", webjoin.Hook{State: webjoin.StatePrejoin, Selector: "button", Text: joinTexts(), Enabled: true}); err != nil {
-		return err
-	}
-	if err := p.Admit(ctx, "admission", w, admissionHooks()); err != nil {
-		return err
-	}
-	muteInMeeting(ctx, p)
-	return nil
+	return p.Enter(ctx, w, entry())
 }
 
-// muteInMeeting turns the call's microphone and camera off if Meet turned
-// them on. Best effort: the bot is already in.
-func muteInMeeting(ctx context.Context, p *webjoin.Page) {
-	_ = p.TurnOff(ctx, "mute_in_meeting",
-		webjoin.Hook{State: webjoin.StatePrompt, Selector: "button[aria-label=\"Turn off microphone\"]"},
-		webjoin.Hook{State: webjoin.StatePrompt, Selector: "button[aria-label=\"Turn on microphone\"]"})
-	_ = p.TurnOff(ctx, "mute_in_meeting",
-		webjoin.Hook{State: webjoin.StatePrompt, Selector: "button[aria-label=\"Turn off camera\"]"},
-		webjoin.Hook{State: webjoin.StatePrompt, Selector: "button[aria-label=\"Turn on camera\"]"})
+// entry is Meet's way in: the pre-join page's device toggles, "Ask to join"
+// or "Join now", asking to be let in, and the call's toggles, which Meet may
+// turn back on.
+func entry() webjoin.Entry {
+	return webjoin.Entry{
+		Microphone:     webjoin.NewToggle("[aria-label=\"Turn off microphone\"]", "[aria-label=\"Turn on microphone\"]"),
+		Camera:         webjoin.NewToggle("[aria-label=\"Turn off camera\"]", "[aria-label=\"Turn on camera\"]"),
+		Join:           webjoin.Hook{State: webjoin.StatePrejoin, Selector: "button", Text: joinTexts(), Enabled: true},
+		Admission:      admissionHooks(),
+		CallMicrophone: webjoin.NewToggle("button[aria-label=\"Turn off microphone\"]", "button[aria-label=\"Turn on microphone\"]"),
+		CallCamera:     webjoin.NewToggle("button[aria-label=\"Turn off camera\"]", "button[aria-label=\"Turn on camera\"]"),
+	}
 }
 
 // leave clicks "Leave call" and waits for the page that says the bot left.

@@ -136,19 +136,10 @@ func join(ctx context.Context, p *webjoin.Page, req driver.JoinRequest, w driver
 		return err
 	}
 
-	m, err := p.Await(ctx, "launcher", launcherHooks())
-	if err != nil {
+	if err := p.Reach(ctx, "launcher", launcherHooks()); err != nil {
 		return err
 	}
-	if err := m.JoinErr("launcher"); err != nil {
-		return err
-	}
-
-	m, err = p.Await(ctx, "prejoin", prejoinHooks())
-	if err != nil {
-		return err
-	}
-	if err := m.JoinErr("prejoin"); err != nil {
+	if err := p.Reach(ctx, "prejoin", prejoinHooks()); err != nil {
 		return err
 	}
 
@@ -162,36 +153,20 @@ func join(ctx context.Context, p *webjoin.Page, req driver.JoinRequest, w driver
 		}
 	}
 
-	if err := p.TurnOff(ctx, "microphone",
-		webjoin.Hook{State: webjoin.StatePrompt, Selector: selMic + "[aria-checked=\"true\"]"},
-		webjoin.Hook{State: webjoin.StatePrompt, Selector: selMic + "[aria-checked=\"false\"]"}); err != nil {
-		return err
-	}
-	if err := p.TurnOff(ctx, "camera",
-		webjoin.Hook{State: webjoin.StatePrompt, Selector: selCamera + "[aria-checked=\"true\"]"},
-		webjoin.Hook{State: webjoin.StatePrompt, Selector: selCamera + "[aria-checked=\"false\"]"}); err != nil {
-		return err
-	}
-
-	if err := p.Click(ctx, "join", webjoin.Hook{State: webjoin.StatePrejoin, Selector: selJoin, Enabled: true}); err != nil {
-		return err
-	}
-	if err := p.Admit(ctx, "admission", w, admissionHooks()); err != nil {
-		return err
-	}
-	muteInMeeting(ctx, p)
-	return nil
+	return p.Enter(ctx, w, entry())
 }
 
-// muteInMeeting turns the call's microphone and camera off if Teams turned
-// them on. Best effort: the bot is already in.
-func muteInMeeting(ctx context.Context, p *webjoin.Page) {
-	_ = p.TurnOff(ctx, "mute_in_meeting",
-		webjoin.Hook{State: webjoin.StatePrompt, Selector: "[role=\"toolbar\"] button[aria-label=\"Mute mic\"]"},
-		webjoin.Hook{State: webjoin.StatePrompt, Selector: "[role=\"toolbar\"] button[aria-label=\"Unmute mic\"]"})
-	_ = p.TurnOff(ctx, "mute_in_meeting",
-		webjoin.Hook{State: webjoin.StatePrompt, Selector: "[role=\"toolbar\"] button[aria-label=\"Turn camera off\"]"},
-		webjoin.Hook{State: webjoin.StatePrompt, Selector: "[role=\"toolbar\"] button[aria-label=\"Turn camera on\"]"})
+// entry is Teams' way in: the pre-join page's device toggles, Join now, the
+// lobby, and the call toolbar's toggles, which Teams may turn back on.
+func entry() webjoin.Entry {
+	return webjoin.Entry{
+		Microphone:     webjoin.NewToggle(selMic+"[aria-checked=\"true\"]", selMic+"[aria-checked=\"false\"]"),
+		Camera:         webjoin.NewToggle(selCamera+"[aria-checked=\"true\"]", selCamera+"[aria-checked=\"false\"]"),
+		Join:           webjoin.Hook{State: webjoin.StatePrejoin, Selector: selJoin, Enabled: true},
+		Admission:      admissionHooks(),
+		CallMicrophone: webjoin.NewToggle("[role=\"toolbar\"] button[aria-label=\"Mute mic\"]", "[role=\"toolbar\"] button[aria-label=\"Unmute mic\"]"),
+		CallCamera:     webjoin.NewToggle("[role=\"toolbar\"] button[aria-label=\"Turn camera off\"]", "[role=\"toolbar\"] button[aria-label=\"Turn camera on\"]"),
+	}
 }
 
 // leave hangs up and waits for the page that says the bot left.

@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	usherv1 "github.com/usherhq/usher/proto/gen/usher/v1"
 	"github.com/usherhq/usher/services/simulator/sim"
 	"github.com/usherhq/usher/services/worker/internal/driver"
@@ -19,15 +17,21 @@ import (
 
 func newDriver(t *testing.T) *webjoin.Driver {
 	t.Helper()
-	return New(env.Engine, drivertest.Config(), webjoin.NewMetrics(prometheus.NewRegistry()), logging.Discard())
+	return env.Driver(platform())
 }
 
-func request(url, name string) driver.JoinRequest {
-	return driver.JoinRequest{
-		BotID: "bot_" + strings.ReplaceAll(name, " ", ""), Project: "test", BotName: name,
-		Platform: usherv1.Platform_PLATFORM_TEAMS, MeetingURL: url, Simulated: true,
-		AloneTimeout: time.Minute,
-	}
+// platform is Teams for drivertest's shared scenarios.
+func platform() drivertest.Platform {
+	return drivertest.Platform{Name: "Teams", Sim: sim.Teams, Platform: usherv1.Platform_PLATFORM_TEAMS, New: New}
+}
+
+func request(url, name string) driver.JoinRequest { return platform().Request(url, name) }
+
+// TestSharedScenarios runs the behaviours every browser driver shows the
+// same way (drivertest.Env.Scenarios) against Teams.
+func TestSharedScenarios(t *testing.T) {
+	t.Parallel()
+	env.Scenarios(t, platform())
 }
 
 func TestJoinThenLeave(t *testing.T) {
@@ -62,71 +66,12 @@ func TestShortLinkJoins(t *testing.T) {
 	env.WaitParticipant(t, m.ID, name, sim.StateInMeeting)
 }
 
-func TestLobbyThenAdmitted(t *testing.T) {
-	t.Parallel()
-	d := newDriver(t)
-	m := env.Meeting(t, sim.MeetingSpec{Platform: sim.Teams, WaitingRoom: true})
-	name := drivertest.BotName("Teams")
-	w := drivertest.NewWatcher()
-	res := drivertest.JoinAsync(t, drivertest.Ctx(t, 30*time.Second), d, request(m.URL, name), w)
-	w.Await(t)
-	env.WaitParticipant(t, m.ID, name, sim.StateWaiting)
-	if _, err := env.Sim.Admit(m.ID, name); err != nil {
-		t.Fatal(err)
-	}
-	r := drivertest.Result(t, res, 20*time.Second)
-	if r.Err != nil {
-		t.Fatalf("join after admission: %v", r.Err)
-	}
-	defer r.Meeting.Close()
-	env.WaitParticipant(t, m.ID, name, sim.StateInMeeting)
-	if w.Calls() != 1 {
-		t.Errorf("WaitingRoom called %d times, want 1", w.Calls())
-	}
-}
-
-func TestDeniedFromLobby(t *testing.T) {
-	t.Parallel()
-	d := newDriver(t)
-	m := env.Meeting(t, sim.MeetingSpec{Platform: sim.Teams, WaitingRoom: true})
-	name := drivertest.BotName("Teams")
-	w := drivertest.NewWatcher()
-	res := drivertest.JoinAsync(t, drivertest.Ctx(t, 30*time.Second), d, request(m.URL, name), w)
-	w.Await(t)
-	if _, err := env.Sim.Deny(m.ID, name); err != nil {
-		t.Fatal(err)
-	}
-	drivertest.JoinFailure(t, drivertest.Result(t, res, 20*time.Second).Err, botstate.SubRequestToJoinDenied, "admission")
-}
-
 func TestUnknownMeetingIsNotFound(t *testing.T) {
 	t.Parallel()
 	d := newDriver(t)
 	url := env.Server.URL + "/teams/l/meetup-join/19%3ameeting_doesnotexist%40thread.v2/0?context=%7B%7D"
 	_, err := d.Join(drivertest.Ctx(t, 30*time.Second), request(url, drivertest.BotName("Teams")), drivertest.NewWatcher())
 	drivertest.JoinFailure(t, err, botstate.SubMeetingNotFound, "launcher")
-}
-
-func TestMeetingEndedWhileJoining(t *testing.T) {
-	t.Parallel()
-	d := newDriver(t)
-	m := env.Meeting(t, sim.MeetingSpec{Platform: sim.Teams, Fault: sim.FaultEndWhileJoining})
-	_, err := d.Join(drivertest.Ctx(t, 30*time.Second), request(m.URL, drivertest.BotName("Teams")), drivertest.NewWatcher())
-	drivertest.JoinFailure(t, err, botstate.SubMeetingEndedBeforeJoin, "admission")
-}
-
-func TestNoJoinButtonFailsAtPrejoinWithinTheStepTimeout(t *testing.T) {
-	t.Parallel()
-	cfg := drivertest.Config()
-	cfg.StepTimeout = 2 * time.Second
-	d := New(env.Engine, cfg, webjoin.NewMetrics(nil), logging.Discard())
-	m := env.Meeting(t, sim.MeetingSpec{Platform: sim.Teams, Fault: sim.FaultNoJoinButton})
-	ctx := drivertest.Ctx(t, 20*time.Second)
-	_, err := d.Join(ctx, request(m.URL, drivertest.BotName("Teams")), drivertest.NewWatcher())
-	drivertest.JoinFailure(t, err, botstate.SubUIElementNotFound, "prejoin")
-	if ctx.Err() != nil {
-		t.Fatal("the join only stopped at the test's deadline, not at the step timeout")
-	}
 }
 
 func TestOrgOnlyAnonymousNeedsLogin(t *testing.T) {
@@ -207,38 +152,6 @@ func TestExpiredSessionBouncesToLogin(t *testing.T) {
 	req.Teams = &driver.TeamsIdentity{Account: email, Cookies: cookies}
 	_, err := d.Join(drivertest.Ctx(t, 30*time.Second), req, drivertest.NewWatcher())
 	drivertest.JoinFailure(t, err, botstate.SubLoginRequired, "")
-}
-
-func TestMeetingEndedByOrganizer(t *testing.T) {
-	t.Parallel()
-	d := newDriver(t)
-	m := env.Meeting(t, sim.MeetingSpec{Platform: sim.Teams})
-	name := drivertest.BotName("Teams")
-	mt := drivertest.Join(t, drivertest.Ctx(t, 30*time.Second), d, request(m.URL, name))
-	env.WaitParticipant(t, m.ID, name, sim.StateInMeeting)
-	if _, err := env.Sim.End(m.ID); err != nil {
-		t.Fatal(err)
-	}
-	end, err := drivertest.WaitEnd(t, mt, 15*time.Second)
-	if err != nil || end.Reason != driver.EndMeetingEnded {
-		t.Fatalf("Wait = %+v, %v; want %s", end, err, driver.EndMeetingEnded)
-	}
-}
-
-func TestRemovedFromMeeting(t *testing.T) {
-	t.Parallel()
-	d := newDriver(t)
-	m := env.Meeting(t, sim.MeetingSpec{Platform: sim.Teams})
-	name := drivertest.BotName("Teams")
-	mt := drivertest.Join(t, drivertest.Ctx(t, 30*time.Second), d, request(m.URL, name))
-	env.WaitParticipant(t, m.ID, name, sim.StateInMeeting)
-	if _, err := env.Sim.Remove(m.ID, name); err != nil {
-		t.Fatal(err)
-	}
-	end, err := drivertest.WaitEnd(t, mt, 15*time.Second)
-	if err != nil || end.Reason != driver.EndRemoved {
-		t.Fatalf("Wait = %+v, %v; want %s", end, err, driver.EndRemoved)
-	}
 }
 
 func TestAloneAfterEveryoneLeft(t *testing.T) {

@@ -1,7 +1,9 @@
 // Package webjoin is what the browser drivers for Zoom web, Teams and Meet
 // share: hooks that recognise a page's state (a selector, a text, a host),
-// a Page that polls for them with bounded waits, the join → in meeting →
-// leave skeleton of a Driver, the Meeting it returns, and their metrics.
+// a Page that polls for them with bounded waits, the way from a pre-join
+// page into the meeting (Entry: devices off, join, admission), the join → in
+// meeting → leave skeleton of a Driver, the Meeting it returns, and their
+// metrics.
 //
 // A platform package (drivers/zoom, drivers/teams, drivers/meet) supplies
 // only its hooks and its steps, as a small explicit state machine:

@@ -103,6 +103,16 @@ func (p *Page) Await(ctx context.Context, step string, hooks []Hook) (Match, err
 	return p.await(ctx, step, hooks, nil)
 }
 
+// Reach waits for a step's page like Await, and fails with the join error
+// of a failure state the page announces there (Match.JoinErr).
+func (p *Page) Reach(ctx context.Context, step string, hooks []Hook) error {
+	m, err := p.Await(ctx, step, hooks)
+	if err != nil {
+		return err
+	}
+	return m.JoinErr(step)
+}
+
 // Admit waits for the bot to be let in: it returns nil once a StateInMeeting
 // hook matches, and the JoinErr of a failure state. Each time the page enters
 // StateWaitingRoom it calls w.WaitingRoom; in the waiting room there is no

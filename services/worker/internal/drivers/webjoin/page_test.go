@@ -35,8 +35,14 @@ function lobby(text) { document.getElementById('lobby').textContent = text; }
 
 func openFixture(t *testing.T) *Page {
 	t.Helper()
+	return openHTML(t, fixture)
+}
+
+// openHTML serves html and opens it in a tab of the package's browser.
+func openHTML(t *testing.T, html string) *Page {
+	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = w.Write([]byte(fixture))
+		_, _ = w.Write([]byte(html))
 	}))
 	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -131,6 +137,20 @@ func TestAwaitReturnsTheCallersCancellation(t *testing.T) {
 	var je *driver.JoinError
 	if errors.As(err, &je) {
 		t.Fatalf("a cancelled wait became a join failure: %v", err)
+	}
+}
+
+func TestReachFailsWithWhatThePageAnnounces(t *testing.T) {
+	t.Parallel()
+	p := openFixture(t)
+	ctx := testCtx(t)
+	err := p.Reach(ctx, "prejoin", []Hook{{State: StateRemoved, Selector: "#typo"}, {State: StatePrejoin, Selector: "button"}})
+	var je *driver.JoinError
+	if !errors.As(err, &je) || je.SubCode != botstate.SubRequestToJoinDenied || je.Step != "prejoin" {
+		t.Fatalf("Reach on a removed page = %v, want request_to_join_denied at prejoin", err)
+	}
+	if err := p.Reach(ctx, "prejoin", []Hook{{State: StatePrejoin, Selector: "button"}}); err != nil {
+		t.Fatalf("Reach on a pre-join page = %v, want nil", err)
 	}
 }
 

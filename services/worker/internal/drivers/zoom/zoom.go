@@ -114,11 +114,7 @@ func join(ctx context.Context, p *webjoin.Page, req driver.JoinRequest, w driver
 		return err
 	}
 
-	m, err := p.Await(ctx, "prejoin", prejoinHooks())
-	if err != nil {
-		return err
-	}
-	if err := m.JoinErr("prejoin"); err != nil {
+	if err := p.Reach(ctx, "prejoin", prejoinHooks()); err != nil {
 		return err
 	}
 
@@ -141,36 +137,21 @@ func join(ctx context.Context, p *webjoin.Page, req driver.JoinRequest, w driver
 		}
 	}
 
-	if err := p.TurnOff(ctx, "microphone",
-		webjoin.Hook{State: webjoin.StatePrompt, Selector: selMic + "[aria-label=\"Mute\"]"},
-		webjoin.Hook{State: webjoin.StatePrompt, Selector: selMic + "[aria-label=\"Unmute\"]"}); err != nil {
-		return err
-	}
-	if err := p.TurnOff(ctx, "camera",
-		webjoin.Hook{State: webjoin.StatePrompt, Selector: selCamera + "[aria-label=\"Stop Video\"]"},
-		webjoin.Hook{State: webjoin.StatePrompt, Selector: selCamera + "[aria-label=\"Start Video\"]"}); err != nil {
-		return err
-	}
-
-	if err := p.Click(ctx, "join", webjoin.Hook{State: webjoin.StatePrejoin, Selector: selJoin, Enabled: true}); err != nil {
-		return err
-	}
-	if err := p.Admit(ctx, "admission", w, admissionHooks()); err != nil {
-		return err
-	}
-	muteInMeeting(ctx, p)
-	return nil
+	return p.Enter(ctx, w, entry())
 }
 
-// muteInMeeting turns the in-meeting microphone and camera off if the web
-// client turned them back on. Best effort: the bot is already in.
-func muteInMeeting(ctx context.Context, p *webjoin.Page) {
-	_ = p.TurnOff(ctx, "mute_in_meeting",
-		webjoin.Hook{State: webjoin.StatePrompt, Selector: "#wc-footer button[aria-label=\"mute my microphone\"]"},
-		webjoin.Hook{State: webjoin.StatePrompt, Selector: "#wc-footer button[aria-label=\"unmute my microphone\"]"})
-	_ = p.TurnOff(ctx, "mute_in_meeting",
-		webjoin.Hook{State: webjoin.StatePrompt, Selector: "#wc-footer button[aria-label=\"stop my video\"]"},
-		webjoin.Hook{State: webjoin.StatePrompt, Selector: "#wc-footer button[aria-label=\"start my video\"]"})
+// entry is the web client's way in: its pre-join device toggles, the join
+// button, the waiting room, and the meeting footer's toggles, which the web
+// client may turn back on.
+func entry() webjoin.Entry {
+	return webjoin.Entry{
+		Microphone:     webjoin.NewToggle(selMic+"[aria-label=\"Mute\"]", selMic+"[aria-label=\"Unmute\"]"),
+		Camera:         webjoin.NewToggle(selCamera+"[aria-label=\"Stop Video\"]", selCamera+"[aria-label=\"Start Video\"]"),
+		Join:           webjoin.Hook{State: webjoin.StatePrejoin, Selector: selJoin, Enabled: true},
+		Admission:      admissionHooks(),
+		CallMicrophone: webjoin.NewToggle("#wc-footer button[aria-label=\"mute my microphone\"]", "#wc-footer button[aria-label=\"unmute my microphone\"]"),
+		CallCamera:     webjoin.NewToggle("#wc-footer button[aria-label=\"stop my video\"]", "#wc-footer button[aria-label=\"start my video\"]"),
+	}
 }
 
 // leave clicks Leave, then "Leave Meeting" in the confirmation, and waits for

@@ -16,6 +16,7 @@ import (
 	usherv1 "github.com/usherhq/usher/proto/gen/usher/v1"
 	"github.com/usherhq/usher/services/simulator/sim"
 	"github.com/usherhq/usher/services/worker/internal/browser"
+	"github.com/usherhq/usher/services/worker/internal/browser/browsertest"
 	"github.com/usherhq/usher/services/worker/internal/driver"
 	"github.com/usherhq/usher/services/worker/internal/drivers/drivertest"
 	"github.com/usherhq/usher/services/worker/internal/drivers/webjoin"
@@ -30,12 +31,18 @@ func newDriver(t *testing.T) (*webjoin.Driver, *prometheus.Registry) {
 	return New(env.Engine, drivertest.Config(), webjoin.NewMetrics(reg), logging.Discard()), reg
 }
 
-func request(m sim.Meeting, name string) driver.JoinRequest {
-	return driver.JoinRequest{
-		BotID: "bot_" + strings.ReplaceAll(name, " ", ""), Project: "test", BotName: name,
-		Platform: usherv1.Platform_PLATFORM_ZOOM, MeetingURL: m.URL, Simulated: true,
-		AloneTimeout: time.Minute,
-	}
+// platform is Zoom for drivertest's shared scenarios.
+func platform() drivertest.Platform {
+	return drivertest.Platform{Name: "Zoom", Sim: sim.Zoom, Platform: usherv1.Platform_PLATFORM_ZOOM, New: New}
+}
+
+func request(m sim.Meeting, name string) driver.JoinRequest { return platform().Request(m.URL, name) }
+
+// TestSharedScenarios runs the behaviours every browser driver shows the
+// same way (drivertest.Env.Scenarios) against Zoom.
+func TestSharedScenarios(t *testing.T) {
+	t.Parallel()
+	env.Scenarios(t, platform())
 }
 
 func TestJoinThenLeave(t *testing.T) {
@@ -88,76 +95,12 @@ usher_worker_browser_bots_in_meeting{platform="zoom"} %d
 	}
 }
 
-func TestWaitingRoomThenAdmitted(t *testing.T) {
-	t.Parallel()
-	d, _ := newDriver(t)
-	m := env.Meeting(t, sim.MeetingSpec{Platform: sim.Zoom, WaitingRoom: true})
-	name := drivertest.BotName("Zoom")
-	w := drivertest.NewWatcher()
-	res := drivertest.JoinAsync(t, drivertest.Ctx(t, 30*time.Second), d, request(m, name), w)
-
-	w.Await(t)
-	env.WaitParticipant(t, m.ID, name, sim.StateWaiting)
-	if _, err := env.Sim.Admit(m.ID, name); err != nil {
-		t.Fatal(err)
-	}
-	r := drivertest.Result(t, res, 20*time.Second)
-	if r.Err != nil {
-		t.Fatalf("join after admission: %v", r.Err)
-	}
-	defer r.Meeting.Close()
-	env.WaitParticipant(t, m.ID, name, sim.StateInMeeting)
-	if w.Calls() != 1 {
-		t.Errorf("WaitingRoom called %d times, want 1", w.Calls())
-	}
-}
-
-func TestDeniedFromWaitingRoom(t *testing.T) {
-	t.Parallel()
-	d, _ := newDriver(t)
-	m := env.Meeting(t, sim.MeetingSpec{Platform: sim.Zoom, WaitingRoom: true})
-	name := drivertest.BotName("Zoom")
-	w := drivertest.NewWatcher()
-	res := drivertest.JoinAsync(t, drivertest.Ctx(t, 30*time.Second), d, request(m, name), w)
-	w.Await(t)
-	if _, err := env.Sim.Deny(m.ID, name); err != nil {
-		t.Fatal(err)
-	}
-	r := drivertest.Result(t, res, 20*time.Second)
-	drivertest.JoinFailure(t, r.Err, botstate.SubRequestToJoinDenied, "admission")
-}
-
 func TestUnknownMeetingIsNotFound(t *testing.T) {
 	t.Parallel()
 	d, _ := newDriver(t)
 	req := request(sim.Meeting{URL: env.Server.URL + "/zoom/j/98765432109?pwd=x"}, drivertest.BotName("Zoom"))
 	_, err := d.Join(drivertest.Ctx(t, 30*time.Second), req, drivertest.NewWatcher())
 	drivertest.JoinFailure(t, err, botstate.SubMeetingNotFound, "prejoin")
-}
-
-func TestMeetingEndedWhileJoining(t *testing.T) {
-	t.Parallel()
-	d, _ := newDriver(t)
-	m := env.Meeting(t, sim.MeetingSpec{Platform: sim.Zoom, Fault: sim.FaultEndWhileJoining})
-	_, err := d.Join(drivertest.Ctx(t, 30*time.Second), request(m, drivertest.BotName("Zoom")), drivertest.NewWatcher())
-	drivertest.JoinFailure(t, err, botstate.SubMeetingEndedBeforeJoin, "admission")
-}
-
-func TestNoJoinButtonFailsAtPrejoinWithinTheStepTimeout(t *testing.T) {
-	t.Parallel()
-	cfg := drivertest.Config()
-	cfg.StepTimeout = 2 * time.Second
-	d := New(env.Engine, cfg, webjoin.NewMetrics(nil), logging.Discard())
-	m := env.Meeting(t, sim.MeetingSpec{Platform: sim.Zoom, Fault: sim.FaultNoJoinButton})
-	ctx := drivertest.Ctx(t, 20*time.Second)
-	_, err := d.Join(ctx, request(m, drivertest.BotName("Zoom")), drivertest.NewWatcher())
-	je := drivertest.JoinFailure(t, err, botstate.SubUIElementNotFound, "prejoin")
-	if !errors.Is(je, webjoin.ErrStalled) {
-		t.Errorf("error %v does not say the step stalled", je)
-	}
-	if ctx.Err() != nil {
-		t.Fatal("the join only stopped at the test's deadline, not at the step timeout")
-	}
 }
 
 func TestAuthenticatedOnlyWithoutZAKNeedsLogin(t *testing.T) {
@@ -211,41 +154,6 @@ func TestInvalidZAKNeedsLoginAndIsNeverLogged(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "browser join failed") {
 		t.Fatalf("the failure was not logged: %s", logs.String())
-	}
-}
-
-func TestMeetingEndedByHost(t *testing.T) {
-	t.Parallel()
-	d, _ := newDriver(t)
-	m := env.Meeting(t, sim.MeetingSpec{Platform: sim.Zoom})
-	name := drivertest.BotName("Zoom")
-	mt := drivertest.Join(t, drivertest.Ctx(t, 30*time.Second), d, request(m, name))
-	env.WaitParticipant(t, m.ID, name, sim.StateInMeeting)
-	if _, err := env.Sim.End(m.ID); err != nil {
-		t.Fatal(err)
-	}
-	end, err := drivertest.WaitEnd(t, mt, 15*time.Second)
-	if err != nil || end.Reason != driver.EndMeetingEnded {
-		t.Fatalf("Wait = %+v, %v; want %s", end, err, driver.EndMeetingEnded)
-	}
-	if err := mt.Leave(drivertest.Ctx(t, 10*time.Second)); err != nil {
-		t.Fatalf("leave after the meeting ended: %v", err)
-	}
-}
-
-func TestRemovedByHost(t *testing.T) {
-	t.Parallel()
-	d, _ := newDriver(t)
-	m := env.Meeting(t, sim.MeetingSpec{Platform: sim.Zoom})
-	name := drivertest.BotName("Zoom")
-	mt := drivertest.Join(t, drivertest.Ctx(t, 30*time.Second), d, request(m, name))
-	env.WaitParticipant(t, m.ID, name, sim.StateInMeeting)
-	if _, err := env.Sim.Remove(m.ID, name); err != nil {
-		t.Fatal(err)
-	}
-	end, err := drivertest.WaitEnd(t, mt, 15*time.Second)
-	if err != nil || end.Reason != driver.EndRemoved {
-		t.Fatalf("Wait = %+v, %v; want %s", end, err, driver.EndRemoved)
 	}
 }
 
@@ -306,7 +214,7 @@ func TestWebClientURL(t *testing.T) {
 
 func TestCancelledInWaitingRoomClosesTheTab(t *testing.T) {
 	t.Parallel()
-	eng := browser.New(browser.Config{Bin: drivertest.ChromiumBin(), Headless: true, MaxContexts: 1, LaunchTimeout: 30 * time.Second}, logging.Discard(), nil)
+	eng := browser.New(browsertest.Config(1), logging.Discard(), nil)
 	if err := eng.Start(drivertest.Ctx(t, 30*time.Second)); err != nil {
 		t.Fatal(err)
 	}
