@@ -78,8 +78,9 @@ fmt-check: ## Fail when a Go file is not gofmt-clean.
 	@bad=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.bin/*')); \
 	  if [ -n "$$bad" ]; then echo "gofmt would change:"; echo "$$bad"; exit 1; fi
 
-lint: vet fmt-check ## go vet, gofmt, buf lint, and golangci-lint when installed.
+lint: vet fmt-check tools ## go vet, gofmt, buf lint, deploy/ checks, and golangci-lint when installed.
 	@cd proto && $(BIN)/buf lint
+	@deploy/check.sh
 	@if command -v golangci-lint >/dev/null; then golangci-lint run ./...; else echo "==> golangci-lint not installed: skipped (config in .golangci.yml)"; fi
 
 clean: ## Remove binaries and the dev data directory.

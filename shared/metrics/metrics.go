@@ -18,6 +18,9 @@ import (
 var (
 	// FastBuckets suit in-process and local network steps (100 µs to 5 s).
 	FastBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5}
+	// QueueBuckets suit waits in a queue, from a millisecond to a scale-out
+	// that starts new pods (100 µs to 5 min).
+	QueueBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300}
 	// SlowBuckets suit browser steps such as joining a meeting (50 ms to 10 min).
 	SlowBuckets = []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600}
 )

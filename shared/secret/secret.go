@@ -6,6 +6,7 @@ package secret
 import (
 	"fmt"
 	"log/slog"
+	"net/url"
 )
 
 // Redacted is what a secret looks like anywhere but Reveal.
@@ -37,3 +38,16 @@ func (s String) MarshalJSON() ([]byte, error) { return []byte(`"` + Redacted + `
 
 // MarshalText keeps secrets out of text encodings.
 func (s String) MarshalText() ([]byte, error) { return []byte(Redacted), nil }
+
+// RedactURL returns raw with any password (and user name) in its userinfo
+// replaced, so a URL can be logged or put in an error: nats://u:p@host → nats://REDACTED@host.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "[unparseable URL]"
+	}
+	if u.User != nil {
+		u.User = url.User("REDACTED")
+	}
+	return u.String()
+}

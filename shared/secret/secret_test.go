@@ -31,3 +31,16 @@ func TestSecretNeverPrints(t *testing.T) {
 		t.Error("Reveal or Empty wrong")
 	}
 }
+
+func TestRedactURLHidesCredentials(t *testing.T) {
+	t.Parallel()
+	if got := RedactURL("nats://usher:s3cr3t@nats.example:4222"); strings.Contains(got, "s3cr3t") || strings.Contains(got, "usher:") || !strings.Contains(got, "nats.example:4222") {
+		t.Fatalf("RedactURL = %q", got)
+	}
+	if got := RedactURL("nats://127.0.0.1:4333"); got != "nats://127.0.0.1:4333" {
+		t.Fatalf("RedactURL of a plain URL = %q", got)
+	}
+	if got := RedactURL("::%zz"); strings.Contains(got, "%zz") {
+		t.Fatalf("RedactURL of garbage = %q", got)
+	}
+}

@@ -31,6 +31,7 @@ import (
 	"github.com/usherhq/usher/services/ingest/internal/ratelimit"
 	"github.com/usherhq/usher/shared/httpserve"
 	"github.com/usherhq/usher/shared/metrics"
+	"github.com/usherhq/usher/shared/secret"
 	"github.com/usherhq/usher/shared/topology"
 )
 
@@ -140,7 +141,7 @@ func (a *App) Run(ctx context.Context) error {
 			return fmt.Errorf("listen %s: %w", a.cfg.HTTPAddr, err)
 		}
 	}
-	nc, err := nats.Connect(a.cfg.NATSURL,
+	nc, err := nats.Connect(a.cfg.NATSURL, natsAuth(a.cfg.NATSCreds),
 		nats.Name("usher-ingest"),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
@@ -161,7 +162,7 @@ func (a *App) Run(ctx context.Context) error {
 	)
 	if err != nil {
 		_ = ln.Close()
-		return fmt.Errorf("connect %s: %w", a.cfg.NATSURL, err)
+		return fmt.Errorf("connect %s: %w", secret.RedactURL(a.cfg.NATSURL), err)
 	}
 	defer a.closeConn(nc)
 	js, err := jetstream.New(nc)
@@ -212,7 +213,7 @@ func (a *App) Run(ctx context.Context) error {
 	select {
 	case <-in.Started():
 		close(a.ready)
-		a.log.Info("ingest running", "http_addr", a.addr, "nats_url", a.cfg.NATSURL)
+		a.log.Info("ingest running", "http_addr", a.addr, "nats_url", secret.RedactURL(a.cfg.NATSURL))
 	case <-gctx.Done():
 	}
 	err = g.Wait()
@@ -295,4 +296,12 @@ func (a *App) closeConn(nc *nats.Conn) {
 	case <-time.After(a.cfg.ShutdownGrace):
 		nc.Close()
 	}
+}
+
+// natsAuth authenticates with a credentials file when one is configured.
+func natsAuth(creds string) nats.Option {
+	if creds == "" {
+		return func(*nats.Options) error { return nil }
+	}
+	return nats.UserCredentials(creds)
 }

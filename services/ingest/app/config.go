@@ -21,6 +21,9 @@ import (
 type Config struct {
 	// NATSURL is the NATS server (with JetStream). Default nats://127.0.0.1:4333.
 	NATSURL string `env:"USHER_NATS_URL" default:"nats://127.0.0.1:4333"`
+	// NATSCreds is a NATS credentials file (.creds: user JWT and NKey seed)
+	// to authenticate with in production. Default empty: no credentials.
+	NATSCreds string `env:"USHER_NATS_CREDS"`
 	// HTTPAddr is where the API, /metrics, /healthz and /readyz listen. Default 127.0.0.1:8080.
 	HTTPAddr string `env:"USHER_HTTP_ADDR" default:"127.0.0.1:8080"`
 	// APIKeys maps projects to API keys: "project:key,project2:key2". Required.
@@ -64,7 +67,7 @@ type Config struct {
 // Validate names the first bad variable.
 func (c Config) Validate() error {
 	if u, err := url.Parse(c.NATSURL); err != nil || u.Host == "" {
-		return fmt.Errorf("USHER_NATS_URL must be a URL like nats://127.0.0.1:4333, got %q", c.NATSURL)
+		return fmt.Errorf("USHER_NATS_URL must be a URL like nats://127.0.0.1:4333, got %q", secret.RedactURL(c.NATSURL))
 	}
 	if _, _, err := net.SplitHostPort(c.HTTPAddr); err != nil {
 		return fmt.Errorf("USHER_HTTP_ADDR must be host:port, got %q", c.HTTPAddr)

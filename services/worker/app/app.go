@@ -28,6 +28,7 @@ import (
 	"github.com/usherhq/usher/services/worker/internal/reaper"
 	"github.com/usherhq/usher/shared/httpserve"
 	"github.com/usherhq/usher/shared/metrics"
+	"github.com/usherhq/usher/shared/secret"
 	"github.com/usherhq/usher/shared/topology"
 )
 
@@ -145,7 +146,7 @@ func (a *App) Ready() <-chan struct{} { return a.ready }
 // Run runs the worker until ctx is done, then drains (see jobs.Runtime.Run)
 // and closes everything it opened.
 func (a *App) Run(ctx context.Context) error {
-	nc, err := nats.Connect(a.cfg.NATSURL,
+	nc, err := nats.Connect(a.cfg.NATSURL, natsAuth(a.cfg.NATSCreds),
 		nats.Name("usher-worker "+a.cfg.Jobs.WorkerID),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),
@@ -157,7 +158,7 @@ func (a *App) Run(ctx context.Context) error {
 			a.log.Warn("nats async error", "subject", subject, "error", err)
 		}))
 	if err != nil {
-		return fmt.Errorf("connect %s: %w", a.cfg.NATSURL, err)
+		return fmt.Errorf("connect %s: %w", secret.RedactURL(a.cfg.NATSURL), err)
 	}
 	defer a.closeConn(nc)
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096), jetstream.WithPublishAsyncTimeout(10*time.Second))
@@ -323,4 +324,12 @@ func (a *App) closeConn(nc *nats.Conn) {
 	case <-t.C:
 		nc.Close()
 	}
+}
+
+// natsAuth authenticates with a credentials file when one is configured.
+func natsAuth(creds string) nats.Option {
+	if creds == "" {
+		return func(*nats.Options) error { return nil }
+	}
+	return nats.UserCredentials(creds)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/usherhq/usher/services/worker/internal/jobs"
 	"github.com/usherhq/usher/shared/config"
 	"github.com/usherhq/usher/shared/logging"
+	"github.com/usherhq/usher/shared/secret"
 	"github.com/usherhq/usher/shared/topology"
 )
 
@@ -30,6 +31,9 @@ const (
 type Config struct {
 	// NATSURL is the NATS server (with JetStream). Default nats://127.0.0.1:4333.
 	NATSURL string `env:"USHER_NATS_URL" default:"nats://127.0.0.1:4333"`
+	// NATSCreds is a NATS credentials file (.creds: user JWT and NKey seed)
+	// to authenticate with in production. Default empty: no credentials.
+	NATSCreds string `env:"USHER_NATS_CREDS"`
 	// MetricsAddr is where /metrics, /healthz and /readyz listen; empty (only
 	// settable in code) serves nothing. Default 127.0.0.1:8081.
 	MetricsAddr string `env:"USHER_METRICS_ADDR" default:"127.0.0.1:8081"`
@@ -63,7 +67,7 @@ func Defaults() Config {
 // accepted: New replaces it with hostname-pid.
 func (c Config) Validate() error {
 	if u, err := url.Parse(c.NATSURL); err != nil || u.Host == "" {
-		return fmt.Errorf("USHER_NATS_URL must be a URL like nats://127.0.0.1:4333, got %q", c.NATSURL)
+		return fmt.Errorf("USHER_NATS_URL must be a URL like nats://127.0.0.1:4333, got %q", secret.RedactURL(c.NATSURL))
 	}
 	if c.MetricsAddr != "" {
 		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/usherhq/usher/services/ingest/internal/credentials"
 	"github.com/usherhq/usher/shared/config"
 	"github.com/usherhq/usher/shared/sealbox"
+	"github.com/usherhq/usher/shared/secret"
 	"github.com/usherhq/usher/shared/topology"
 )
 
@@ -64,7 +65,7 @@ func run(ctx context.Context, cfg Config, out io.Writer) error {
 	defer cancel()
 	nc, err := nats.Connect(cfg.NATSURL, nats.Name("usher-reseal"))
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", cfg.NATSURL, err)
+		return fmt.Errorf("connect to %s: %w", secret.RedactURL(cfg.NATSURL), err)
 	}
 	defer nc.Close()
 	js, err := jetstream.New(nc)

@@ -42,7 +42,7 @@ func newRuntimeMetrics(reg prometheus.Registerer) *runtimeMetrics {
 		claim: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "usher_worker_claim_latency_seconds",
 			Help:    "Time from a job's first storage on the JOBS stream to this worker holding its lease (first deliveries only).",
-			Buckets: metrics.FastBuckets,
+			Buckets: metrics.QueueBuckets,
 		}),
 		disps: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "usher_worker_job_dispositions_total",
