@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/usherhq/usher/e2e/fleet"
 )
 
@@ -30,14 +32,29 @@ func runMain(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	fl, err = fleet.Start(ctx, dir, fleet.Options{Slots: 8, Env: map[string]string{
-		"USHER_DRIVER_STEP_TIMEOUT": "8s",
-	}})
+	fl, err = fleet.Start(ctx, dir, fleet.Options{
+		Slots: 8,
+		// Debug lines are scanned for secrets too.
+		LogLevel: "debug",
+		Env: map[string]string{
+			"USHER_DRIVER_STEP_TIMEOUT": "8s",
+		},
+		// Teams accounts are per project: each Teams login test has a
+		// project to itself (one good account, one wrong password, none).
+		Projects: []string{projectTeamsSignedIn, projectTeamsWrongPassword, projectTeamsNoAccount},
+	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start fleet:", err)
 		return 1
 	}
 	code := m.Run()
 	fl.Close()
+	if code == 0 {
+		// Every service the fleet ran must have stopped all it started.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines left after the fleet closed:", err)
+			return 1
+		}
+	}
 	return code
 }

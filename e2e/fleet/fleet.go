@@ -57,6 +57,15 @@ type Options struct {
 	LogLevel string
 	// Quiet discards logs instead of keeping them (benchmarks).
 	Quiet bool
+	// Projects are served besides Project, each with its own API key and
+	// callback secret (see As): tests that need a project to themselves —
+	// its own Teams accounts, none at all — share the fleet without seeing
+	// each other.
+	Projects []string
+	// WorkerEnv overrides USHER_* variables of the workers only, after Env
+	// (for example a worker with production callback settings behind an
+	// ingest that accepts http:// URLs).
+	WorkerEnv map[string]string
 }
 
 // Fleet is a running Usher.
@@ -85,6 +94,8 @@ type Fleet struct {
 	env      map[string]string
 	ingest   *service
 	workers  []*Worker
+	projects map[string]*Client
+	tap      *simTap
 }
 
 // service is one running app with its cancel and exit.
@@ -138,7 +149,8 @@ func Start(ctx context.Context, dir string, opts Options) (*Fleet, error) {
 	}
 
 	f.Sim = sim.New(sim.Config{}, sim.WithLogger(f.logger("simulator")), sim.WithRegistry(prometheus.NewRegistry()))
-	f.simSrv = httptest.NewServer(f.Sim)
+	f.tap = &simTap{}
+	f.simSrv = httptest.NewServer(f.tap.wrap(f.Sim))
 	f.SimURL = f.simSrv.URL
 	if err := f.Sim.SetPublicURL(f.SimURL); err != nil {
 		return nil, err
@@ -146,14 +158,18 @@ func Start(ctx context.Context, dir string, opts Options) (*Fleet, error) {
 
 	f.APIKey = "e2e-" + randomString(24)
 	f.CallbackSecret = "e2e-callback-" + randomString(20)
+	apiKeys, callbackSecrets, err := f.addProjects(opts.Projects)
+	if err != nil {
+		return nil, err
+	}
 	key := make([]byte, 32)
 	_, _ = rand.Read(key)
 	f.env = map[string]string{
 		"USHER_NATS_URL":             f.NATSURL,
-		"USHER_API_KEYS":             Project + ":" + f.APIKey,
+		"USHER_API_KEYS":             apiKeys,
 		"USHER_SIMULATOR_URL":        f.SimURL,
 		"USHER_SECRET_KEYS":          "k1:" + base64.StdEncoding.EncodeToString(key),
-		"USHER_CALLBACK_SECRETS":     Project + ":" + f.CallbackSecret,
+		"USHER_CALLBACK_SECRETS":     callbackSecrets,
 		"USHER_CALLBACK_ALLOW_HTTP":  "true",
 		"USHER_CALLBACK_ALLOW_CIDRS": "127.0.0.0/8,::1/128",
 		"USHER_CALLBACK_BACKOFF":     "20ms",
@@ -226,7 +242,7 @@ func (f *Fleet) startIngest() error {
 // StartWorker starts one more worker and waits until it takes jobs.
 func (f *Fleet) StartWorker(opts ...workerapp.Option) (*Worker, error) {
 	var cfg workerapp.Config
-	if err := config.Load(config.MapLookup(f.env), &cfg); err != nil {
+	if err := config.Load(config.MapLookup(f.workerEnv()), &cfg); err != nil {
 		return nil, err
 	}
 	cfg.Topology = f.Topology

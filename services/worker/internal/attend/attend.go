@@ -102,7 +102,7 @@ func (h *Handler) Handle(ctx context.Context, bot *jobs.Bot) error {
 			return err
 		}
 		err = h.attend(ctx, bot, m)
-		if !errors.Is(err, driver.ErrBrowserCrashed) {
+		if !lostMeeting(err) {
 			return err
 		}
 		if rejoin {
@@ -114,8 +114,8 @@ func (h *Handler) Handle(ctx context.Context, bot *jobs.Bot) error {
 		default:
 		}
 		rejoin = true
-		bot.Log().Warn("browser crashed in the meeting: rejoining", "error", err)
-		if err := h.transition(ctx, bot, botstate.Joining, "", crashMeta()); err != nil {
+		bot.Log().Warn("meeting lost (browser crash or page lost): rejoining", "error", err)
+		if err := h.transition(ctx, bot, botstate.Joining, "", crashMeta(err)); err != nil {
 			return err
 		}
 	}
@@ -194,7 +194,7 @@ func (h *Handler) attend(ctx context.Context, bot *jobs.Bot, m driver.Meeting) e
 	switch {
 	case err == nil:
 		return h.ended(ctx, bot, m, end)
-	case errors.Is(err, driver.ErrBrowserCrashed):
+	case lostMeeting(err):
 		return err
 	case stayCtx.Err() != nil:
 		cause := context.Cause(stayCtx)
@@ -276,8 +276,21 @@ func closeMeeting(bot *jobs.Bot, m driver.Meeting) {
 	}
 }
 
-func crashMeta() map[string]string {
-	return map[string]string{"reason": botstate.SubBrowserCrashed}
+// lostMeeting reports whether the bot lost its meeting to its browser (a
+// crash, or a page that stopped showing the meeting): it rejoins once.
+func lostMeeting(err error) bool {
+	return errors.Is(err, driver.ErrBrowserCrashed) || errors.Is(err, driver.ErrPageLost)
+}
+
+// crashMeta marks a rejoin after a lost meeting. The reaper relies on
+// reason browser_crashed (the job was acked already); cause tells a lost
+// page from a crashed browser.
+func crashMeta(err error) map[string]string {
+	meta := map[string]string{"reason": botstate.SubBrowserCrashed}
+	if errors.Is(err, driver.ErrPageLost) && !errors.Is(err, driver.ErrBrowserCrashed) {
+		meta["cause"] = "page_lost"
+	}
+	return meta
 }
 
 // waitingRoom is the join's driver.Watcher: it records waiting_room and
@@ -298,7 +311,7 @@ func (w *waitingRoom) WaitingRoom(ctx context.Context) {
 	var meta map[string]string
 	if w.rejoin {
 		// Marks a rejoin whose job was already acked, for the reaper.
-		meta = crashMeta()
+		meta = crashMeta(nil)
 	}
 	if w.bot.State() != botstate.WaitingRoom {
 		if err := w.h.transition(ctx, w.bot, botstate.WaitingRoom, "", meta); err != nil {

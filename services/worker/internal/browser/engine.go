@@ -241,15 +241,21 @@ func (e *Engine) supervise(inst *instance) {
 		case <-e.done:
 			return
 		}
-		inst.kill() // renderers and zygotes left behind by the dead browser
+		// Forget the dead browser before cleaning up after it (kill can take
+		// seconds): a bot rejoining at once must wait for the new browser,
+		// not open a context on the dead one.
 		e.mu.Lock()
 		if e.closed {
 			e.mu.Unlock()
+			inst.kill()
 			return
 		}
-		e.cur = nil
-		e.ready = make(chan struct{})
+		if e.cur == inst {
+			e.cur = nil
+			e.ready = make(chan struct{})
+		}
 		e.mu.Unlock()
+		inst.kill() // renderers and zygotes left behind by the dead browser
 		e.metrics.restarts.Inc()
 		e.log.Warn("browser process died, restarting", "pid", inst.pid)
 
@@ -357,8 +363,14 @@ func (e *Engine) current(ctx context.Context) (*instance, error) {
 			return nil, ErrClosed
 		case !started:
 			return nil, ErrNotStarted
-		case inst != nil:
+		case inst != nil && !inst.dead():
 			return inst, nil
+		case inst != nil:
+			// Died, and supervise has not replaced it yet: wait for it to.
+			if !e.waitReplaced(ctx, inst) {
+				return nil, fmt.Errorf("wait for the browser restart: %w", ctx.Err())
+			}
+			continue
 		}
 		select {
 		case <-ready:
@@ -366,6 +378,27 @@ func (e *Engine) current(ctx context.Context) (*instance, error) {
 			return nil, fmt.Errorf("wait for the browser restart: %w", ctx.Err())
 		case <-e.done:
 			return nil, ErrClosed
+		}
+	}
+}
+
+// waitReplaced waits until supervise has forgotten the dead inst; false when ctx ends first.
+func (e *Engine) waitReplaced(ctx context.Context, inst *instance) bool {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		e.mu.Lock()
+		replaced := e.cur != inst || e.closed
+		e.mu.Unlock()
+		if replaced {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-e.done:
+			return true
+		case <-t.C:
 		}
 	}
 }
@@ -438,4 +471,14 @@ func (e *Engine) Close() error {
 		e.log.Info("browser stopped", "pid", inst.pid)
 	}
 	return nil
+}
+
+// dead reports whether the browser process has exited.
+func (i *instance) dead() bool {
+	select {
+	case <-i.gone:
+		return true
+	default:
+		return false
+	}
 }

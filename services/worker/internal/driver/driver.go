@@ -123,6 +123,11 @@ type Cookie struct {
 // ErrBrowserCrashed is wrapped by errors caused by the browser process dying.
 var ErrBrowserCrashed = errors.New("browser crashed")
 
+// ErrPageLost is wrapped by Wait's error when the meeting page stopped
+// showing the meeting without saying why (its renderer died, it navigated
+// away). The lifecycle treats it like a browser crash: it rejoins once.
+var ErrPageLost = errors.New("the meeting page no longer shows the meeting")
+
 // JoinError is a join that failed for a reason a user can act on.
 type JoinError struct {
 	// SubCode is from botstate's public list (meeting_not_found, login_required...).

@@ -13,7 +13,7 @@ import (
 
 // ErrPageLost is returned by Wait when the meeting page stopped showing the
 // meeting (and no end) for longer than the step timeout.
-var ErrPageLost = errors.New("the meeting page no longer shows the meeting")
+var ErrPageLost = driver.ErrPageLost
 
 // Meeting is a bot in a meeting through a browser tab. It implements driver.Meeting.
 type Meeting struct {
