@@ -120,11 +120,11 @@ func TestZoomTokensURLForbidden(t *testing.T) {
 // with zoom_tokens_callback_failed.
 func TestZoomTokensCallbackDownUntilDeadline(t *testing.T) {
 	t.Parallel()
-	// The shortest join deadline ingest accepts; the job comes back every
-	// retry delay (+0–20%) until a retry would start past it.
+	// A short join deadline: the job comes back every retry delay (+0–20%)
+	// until a retry would start past it.
 	const (
-		deadline   = time.Minute
-		retryDelay = 3 * time.Second
+		deadline   = 12 * time.Second
+		retryDelay = 2 * time.Second
 	)
 	f := fleet.StartTest(t, fleet.Options{
 		Slots: 1,

@@ -94,8 +94,8 @@ func (c Config) Validate() error {
 	switch {
 	case c.MaxBodyBytes < 1024:
 		return fmt.Errorf("USHER_MAX_BODY_BYTES must be ≥ 1024, got %d", c.MaxBodyBytes)
-	case c.JoinDeadline < time.Minute:
-		return fmt.Errorf("USHER_JOIN_DEADLINE must be ≥ 1m, got %s", c.JoinDeadline)
+	case c.JoinDeadline < 5*time.Second:
+		return fmt.Errorf("USHER_JOIN_DEADLINE must be ≥ 5s, got %s", c.JoinDeadline)
 	case c.RequestTimeout < time.Second:
 		return fmt.Errorf("USHER_REQUEST_TIMEOUT must be ≥ 1s, got %s", c.RequestTimeout)
 	case c.IntakeWorkers < 1:

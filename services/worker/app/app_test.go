@@ -115,6 +115,36 @@ func TestAppRunsInProcessWithProbes(t *testing.T) {
 	}
 }
 
+// TestAppStoppedRightAfterReadyReturnsNil stops workers the moment they are
+// ready, while their reaper may still be creating its consumer: a stop is
+// never reported as an error (benchmarks stop workers this way).
+func TestAppStoppedRightAfterReadyReturnsNil(t *testing.T) {
+	t.Parallel()
+	h := wt.New(t)
+	for i := range 5 {
+		cfg := app.Defaults()
+		cfg.NATSURL = h.Srv.URL
+		cfg.Driver = app.DriverInstant
+		cfg.MetricsAddr = ""
+		cfg.Topology = h.Topo.Config
+		cfg.Jobs.FetchWait = 100 * time.Millisecond
+		cfg.Jobs.DrainTimeout = 100 * time.Millisecond
+		a, err := app.New(cfg, logging.Discard(), prometheus.NewRegistry())
+		if err != nil {
+			t.Fatal(err)
+		}
+		stop := runApp(t, a)
+		select {
+		case <-a.Ready():
+		case <-time.After(30 * time.Second):
+			t.Fatalf("run %d: not ready within 30s", i)
+		}
+		if err := stop(); err != nil {
+			t.Fatalf("run %d: Run after a stop right after Ready = %v; want nil", i, err)
+		}
+	}
+}
+
 // TestKilledWorkerProcessNeverJoinsTwice kills a real worker process with
 // SIGKILL in the middle of a join and starts another: the bot joins once.
 func TestKilledWorkerProcessNeverJoinsTwice(t *testing.T) {

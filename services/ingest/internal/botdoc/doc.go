@@ -121,15 +121,6 @@ func (d *Doc) InitialState() botstate.State {
 	return botstate.Ready
 }
 
-// Marshal encodes the document for the bucket.
-func (d *Doc) Marshal() ([]byte, error) {
-	b, err := json.Marshal(d)
-	if err != nil {
-		return nil, fmt.Errorf("encode bot document %s: %w", d.ID, err)
-	}
-	return b, nil
-}
-
 // Unmarshal decodes a document read from the bucket.
 func Unmarshal(data []byte) (*Doc, error) {
 	var d Doc

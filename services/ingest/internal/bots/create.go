@@ -61,14 +61,20 @@ func (s *Service) Create(ctx context.Context, project string, spec botrequest.Sp
 		s.rollback(ctx, undo{doc: doc, claims: claims})
 		return nil, err
 	}
+	var rev uint64
 	err = s.retry(ctx, doc.ID, notSent, func(ctx context.Context) error {
-		_, err := s.kv.Create(ctx, doc.Key(), data)
+		var err error
+		rev, err = s.kv.Create(ctx, doc.Key(), data)
 		return err
 	})
 	if err != nil {
 		// A timeout may hide a write that landed: delete the key to be sure.
 		s.rollback(ctx, undo{doc: doc, docWritten: !notSent(err), claims: claims})
 		return nil, unavailable(fmt.Sprintf("store bot %s", doc.ID), err)
+	}
+	if s.cfg.OnCreated != nil {
+		// Before the job exists, so before any event of the bot.
+		s.cfg.OnCreated(doc, rev)
 	}
 	if err := s.publishJob(ctx, doc); err != nil {
 		s.rollback(ctx, undo{doc: doc, docWritten: true, claims: claims, jobMaybeQueued: !definite(err) && !notSent(err)})

@@ -39,6 +39,10 @@ type Config struct {
 	InFlightGrace time.Duration
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// OnCreated, when set, is given every document Create stored and its KV
+	// revision, before the job is published (the projector seeds its cache
+	// with it). It must be quick and must not modify doc. Default: none.
+	OnCreated func(doc *botdoc.Doc, rev uint64)
 }
 
 func (c *Config) defaults() {

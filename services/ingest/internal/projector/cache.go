@@ -6,9 +6,10 @@ import (
 	"github.com/usherhq/usher/services/ingest/internal/botdoc"
 )
 
-// cache is a small LRU of documents and their revisions, owned by one shard
-// (no locking). A stale entry is harmless: the KV update's revision check
-// fails and the document is read again.
+// cache is a small LRU of documents and their revisions, one per shard. The
+// shard's mutex guards it (the shard reads and writes it; Seed adds to it
+// from the goroutines creating bots). A stale entry is harmless: the KV
+// update's revision check fails and the document is read again.
 type cache struct {
 	size  int
 	order *list.List // front = most recent; values are *entry
@@ -48,6 +49,15 @@ func (c *cache) put(key string, doc *botdoc.Doc, rev uint64) {
 		c.order.Remove(oldest)
 		delete(c.items, oldest.Value.(*entry).key)
 	}
+}
+
+// add puts doc unless the key is cached already: an entry the shard wrote
+// or read is at least as recent as a seed.
+func (c *cache) add(key string, doc *botdoc.Doc, rev uint64) {
+	if _, ok := c.items[key]; ok {
+		return
+	}
+	c.put(key, doc, rev)
 }
 
 func (c *cache) drop(key string) {

@@ -16,18 +16,25 @@ const (
 )
 
 type projectorMetrics struct {
-	events  *prometheus.CounterVec
+	// events holds the counter of each outcome, resolved once.
+	events  map[string]prometheus.Counter
+	writes  prometheus.Counter
 	pending prometheus.Gauge
 	lag     prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *projectorMetrics {
 	f := promauto.With(reg)
+	events := f.NewCounterVec(prometheus.CounterOpts{
+		Name: "usher_ingest_projector_events_total",
+		Help: "Bot events handled by the projector, by outcome (applied, duplicate, gap, orphan, retry, invalid).",
+	}, []string{"outcome"})
 	m := &projectorMetrics{
-		events: f.NewCounterVec(prometheus.CounterOpts{
-			Name: "usher_ingest_projector_events_total",
-			Help: "Bot events handled by the projector, by outcome (applied, duplicate, gap, orphan, retry, invalid).",
-		}, []string{"outcome"}),
+		events: make(map[string]prometheus.Counter),
+		writes: f.NewCounter(prometheus.CounterOpts{
+			Name: "usher_ingest_projector_document_writes_total",
+			Help: "Bot document updates written by the projector: one per bot for all of its events applied together.",
+		}),
 		pending: f.NewGauge(prometheus.GaugeOpts{
 			Name: "usher_ingest_projector_pending_messages",
 			Help: "Events not yet delivered to the projector, as of the last delivery.",
@@ -39,7 +46,7 @@ func newMetrics(reg prometheus.Registerer) *projectorMetrics {
 		}),
 	}
 	for _, o := range []string{outcomeApplied, outcomeDuplicate, outcomeGap, outcomeOrphan, outcomeRetry, outcomeInvalid} {
-		m.events.WithLabelValues(o)
+		m.events[o] = events.WithLabelValues(o)
 	}
 	return m
 }

@@ -7,27 +7,29 @@
 // a short delay until its predecessor is in. So events are applied once and
 // in order per bot, across restarts and replicas. Bots are spread over
 // shards by subject, so different bots are projected in parallel while one
-// bot's events stay in order. On a terminal event the bot's
-// deduplication_key is released.
+// bot's events stay in order; the events of one bot that are waiting
+// together (joining and joined a moment apart) are applied in one document
+// write. On a terminal event the bot's deduplication_key is released.
+//
+// Documents are cached with their revision. Seed adds the document of a bot
+// this process just created, so its first event needs no read; a stale
+// entry (another replica wrote since) only costs a failed compare-and-set
+// and a read.
 package projector
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	usherv1 "github.com/usherhq/usher/proto/gen/usher/v1"
 	"github.com/usherhq/usher/services/ingest/internal/botdoc"
-	"github.com/usherhq/usher/services/ingest/internal/botindex"
-	"github.com/usherhq/usher/shared/botevents"
-	"github.com/usherhq/usher/shared/ids"
 	"github.com/usherhq/usher/shared/topology"
 )
 
@@ -36,7 +38,8 @@ type Config struct {
 	// Shards is how many bots are projected at once. Default 16.
 	Shards int
 	// CacheSize is how many documents (with revisions) are kept in memory
-	// across shards, so the common path is one KV update per event. Default 16384.
+	// across shards, so the common path is one KV update per batch of a
+	// bot's events, with no read. Default 16384.
 	CacheSize int
 	// GapDelay is how long an event waits for a missing predecessor. Default 250ms.
 	GapDelay time.Duration
@@ -80,45 +83,64 @@ type Projector struct {
 	kv       jetstream.KeyValue
 	log      *slog.Logger
 	metrics  *projectorMetrics
+	shards   []*shard
+	started  atomic.Bool
 }
 
 // New returns a Projector on the topology's projector consumer and BOTS bucket.
 func New(cfg Config, topo *topology.Topology, log *slog.Logger, reg prometheus.Registerer) *Projector {
 	cfg.defaults()
-	return &Projector{cfg: cfg, consumer: topo.Projector, kv: topo.Bots, log: log, metrics: newMetrics(reg)}
+	p := &Projector{cfg: cfg, consumer: topo.Projector, kv: topo.Bots, log: log, metrics: newMetrics(reg)}
+	p.shards = make([]*shard, cfg.Shards)
+	for i := range p.shards {
+		p.shards[i] = &shard{
+			p:     p,
+			queue: make(chan jetstream.Msg, shardQueue),
+			cache: newCache(max(cfg.CacheSize/cfg.Shards, 16)),
+		}
+	}
+	return p
+}
+
+// Seed caches the document of a bot this process just wrote at rev (a KV
+// Create), so projecting its first event needs no read. It never replaces
+// an entry the projector holds already. doc must not be modified afterwards.
+func (p *Projector) Seed(doc *botdoc.Doc, rev uint64) {
+	s := p.shardOf(topology.EventSubject(doc.Project, doc.ID))
+	s.mu.Lock()
+	s.cache.add(doc.Key(), doc, rev)
+	s.mu.Unlock()
+}
+
+// shardOf is the shard of an event subject (FNV-1a, without allocating).
+func (p *Projector) shardOf(subject string) *shard {
+	h := uint32(2166136261)
+	for i := 0; i < len(subject); i++ {
+		h ^= uint32(subject[i])
+		h *= 16777619
+	}
+	return p.shards[h%uint32(len(p.shards))]
 }
 
 // Run projects until ctx is done, then drains: events already fetched are
-// applied (or naked) before it returns.
+// applied (or naked) before it returns. It can be called once.
 func (p *Projector) Run(ctx context.Context) error {
+	if !p.started.CompareAndSwap(false, true) {
+		return errors.New("projector: Run called twice")
+	}
 	base := context.WithoutCancel(ctx)
 	// quit ends the shards; messages still queued then are not acked and
 	// come back after the consumer's AckWait (projection is idempotent).
 	quit := make(chan struct{})
-	queues := make([]chan jetstream.Msg, p.cfg.Shards)
 	var wg sync.WaitGroup
-	for i := range queues {
-		q := make(chan jetstream.Msg, 64)
-		queues[i] = q
-		s := &shard{p: p, cache: newCache(max(p.cfg.CacheSize/p.cfg.Shards, 16))}
-		wg.Go(func() {
-			for {
-				select {
-				case m := <-q:
-					s.handle(base, m)
-				case <-quit:
-					return
-				}
-			}
-		})
+	for _, s := range p.shards {
+		wg.Go(func() { s.run(base, quit) })
 	}
 	defer wg.Wait()
 	defer close(quit)
 	cc, err := p.consumer.Consume(func(m jetstream.Msg) {
-		h := fnv.New32a()
-		_, _ = h.Write([]byte(m.Subject()))
 		select {
-		case queues[h.Sum32()%uint32(len(queues))] <- m:
+		case p.shardOf(m.Subject()).queue <- m:
 		case <-quit:
 		}
 	}, jetstream.PullMaxMessages(1024), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
@@ -144,10 +166,11 @@ func (p *Projector) Run(ctx context.Context) error {
 		p.log.Warn("projector drain timed out")
 		cc.Stop()
 	}
-	// Let the shards finish what is queued, within the same bound.
+	// Let the shards finish what is queued, within the same bound; a batch
+	// a shard holds is finished before wg.Wait returns.
 	deadline := time.After(p.cfg.DrainTimeout)
-	for _, q := range queues {
-		for len(q) > 0 {
+	for _, s := range p.shards {
+		for len(s.queue) > 0 {
 			select {
 			case <-deadline:
 				return nil
@@ -156,118 +179,4 @@ func (p *Projector) Run(ctx context.Context) error {
 		}
 	}
 	return nil
-}
-
-// shard projects the bots hashed to it, one event at a time.
-type shard struct {
-	p     *Projector
-	cache *cache
-}
-
-func (s *shard) handle(ctx context.Context, m jetstream.Msg) {
-	p := s.p
-	if md, err := m.Metadata(); err == nil {
-		p.metrics.pending.Set(float64(md.NumPending))
-	}
-	ev, err := botevents.Decode(m.Data())
-	if err != nil || topology.EventSubject(ev.GetProject(), ev.GetBotId()) != m.Subject() {
-		p.log.Error("undecodable bot event", "subject", m.Subject(), "error", err)
-		_ = m.Term()
-		p.metrics.events.WithLabelValues(outcomeInvalid).Inc()
-		return
-	}
-	outcome := s.apply(ctx, ev)
-	switch outcome {
-	case outcomeApplied, outcomeDuplicate, outcomeOrphan:
-		_ = m.Ack()
-	case outcomeGap:
-		_ = m.NakWithDelay(p.cfg.GapDelay)
-	case outcomeRetry:
-		_ = m.NakWithDelay(p.cfg.RetryDelay)
-	}
-	p.metrics.events.WithLabelValues(outcome).Inc()
-	if outcome == outcomeApplied && ev.GetAt() != nil {
-		p.metrics.lag.Observe(time.Since(ev.GetAt().AsTime()).Seconds())
-	}
-}
-
-// apply applies ev to its document and says what happened.
-func (s *shard) apply(ctx context.Context, ev *usherv1.BotEvent) string {
-	p := s.p
-	key := topology.BotKey(ev.GetProject(), ev.GetBotId())
-	for range 4 {
-		doc, rev, err := s.load(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			if time.Since(ids.BotIDTime(ev.GetBotId())) < p.cfg.OrphanGrace {
-				return outcomeRetry
-			}
-			p.log.Debug("event of a bot without document ignored", "bot_id", ev.GetBotId(), "seq", ev.GetSeq())
-			return outcomeOrphan
-		}
-		if err != nil {
-			p.log.Warn("read bot document", "bot_id", ev.GetBotId(), "error", err)
-			return outcomeRetry
-		}
-		next, outcome := doc.Apply(ev)
-		switch outcome {
-		case botdoc.Duplicate:
-			if doc.State.Terminal() && !s.release(ctx, doc) {
-				return outcomeRetry
-			}
-			return outcomeDuplicate
-		case botdoc.Gap:
-			return outcomeGap
-		}
-		data, err := next.Marshal()
-		if err != nil {
-			p.log.Error("encode bot document", "bot_id", ev.GetBotId(), "error", err)
-			return outcomeRetry
-		}
-		newRev, err := p.kv.Update(ctx, key, data, rev)
-		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			s.cache.drop(key) // another writer: read again
-			continue
-		}
-		if err != nil {
-			s.cache.drop(key)
-			p.log.Warn("update bot document", "bot_id", ev.GetBotId(), "error", err)
-			return outcomeRetry
-		}
-		s.cache.put(key, next, newRev)
-		if next.State.Terminal() && !s.release(ctx, next) {
-			// The document is updated; the redelivery is a duplicate that
-			// retries the release.
-			return outcomeRetry
-		}
-		return outcomeApplied
-	}
-	return outcomeRetry
-}
-
-func (s *shard) load(ctx context.Context, key string) (*botdoc.Doc, uint64, error) {
-	if doc, rev, ok := s.cache.get(key); ok {
-		return doc, rev, nil
-	}
-	entry, err := s.p.kv.Get(ctx, key)
-	if err != nil {
-		return nil, 0, err
-	}
-	doc, err := botdoc.Unmarshal(entry.Value())
-	if err != nil {
-		return nil, 0, err
-	}
-	s.cache.put(key, doc, entry.Revision())
-	return doc, entry.Revision(), nil
-}
-
-// release frees the deduplication_key of a finished bot.
-func (s *shard) release(ctx context.Context, doc *botdoc.Doc) bool {
-	if doc.DedupKey == "" {
-		return true
-	}
-	if err := botindex.Release(ctx, s.p.kv, doc.DedupKey, doc.ID); err != nil {
-		s.p.log.Warn("release deduplication key", "bot_id", doc.ID, "error", err)
-		return false
-	}
-	return true
 }

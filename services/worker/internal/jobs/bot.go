@@ -188,6 +188,22 @@ func (b *Bot) publishLocked(ctx context.Context, to botstate.State, subCode stri
 	return err
 }
 
+// publishFirstLocked publishes joining as the bot's first event (b.cur is
+// the initial cursor), once: a conflict means another writer got there
+// first, and returns errNotFirst for the caller to read the bot and decide.
+func (b *Bot) publishFirstLocked(ctx context.Context) (bool, error) {
+	cur, _, err := b.rt.events.Publish(ctx, b.cur, botevents.Change{To: botstate.Joining, BotMetadata: b.job.GetMetadata()})
+	if errors.Is(err, botevents.ErrConflict) {
+		return false, errNotFirst
+	}
+	if err != nil {
+		return false, err
+	}
+	b.cur, b.sub = cur, ""
+	b.rt.met.events.WithLabelValues(string(botstate.Joining)).Inc()
+	return true, nil
+}
+
 func (b *Bot) lastSub() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -26,6 +26,9 @@ type runtimeMetrics struct {
 	outcomes *prometheus.CounterVec
 	events   *prometheus.CounterVec
 	retries  *prometheus.CounterVec
+	// firstConflicts counts first deliveries whose optimistic first event
+	// was refused: the bot had events already.
+	firstConflicts prometheus.Counter
 }
 
 func newRuntimeMetrics(reg prometheus.Registerer) *runtimeMetrics {
@@ -60,6 +63,10 @@ func newRuntimeMetrics(reg prometheus.Registerer) *runtimeMetrics {
 			Name: "usher_worker_job_retries_total",
 			Help: "Jobs handed back for a delayed retry, by sub_code (none for unexpected errors).",
 		}, []string{"sub_code"}),
+		firstConflicts: f.NewCounter(prometheus.CounterOpts{
+			Name: "usher_worker_first_event_conflicts_total",
+			Help: "First deliveries of a job whose bot already had events (written by ingest or a previous worker): joining was refused and the bot's state read instead.",
+		}),
 	}
 }
 

@@ -461,3 +461,59 @@ func TestJobOfJoinedBotWithoutLeaseRejoins(t *testing.T) {
 		t.Fatalf("rejoin event = %v", evs[2])
 	}
 }
+
+// TestFirstDeliveryPublishesJoiningWithoutReadingUnlessIngestWroteFirst:
+// a job delivered for the first time publishes joining as event 1 without
+// reading the bot's events; when ingest wrote first (a leave of a bot no
+// worker held, a rolled-back create), that publish is refused and the
+// worker reads the bot and settles the job as before: acked, never joined.
+func TestFirstDeliveryPublishesJoiningWithoutReadingUnlessIngestWroteFirst(t *testing.T) {
+	t.Parallel()
+	h := wt.New(t)
+	d := instant.New(instant.Config{})
+	store := botevents.New(h.JS, h.Topo.Events)
+	ctx := context.Background()
+	fresh, ended, aborted, racing := h.Job(), h.Job(), h.Job(), h.Job()
+	writeFirst := func(job *usherv1.JoinJob, ch botevents.Change) {
+		t.Helper()
+		cur, err := store.Last(ctx, wt.Project, job.GetBotId(), botstate.Ready)
+		if err == nil {
+			_, _, err = store.Publish(ctx, cur, ch)
+		}
+		if err != nil {
+			t.Errorf("ingest's event for %s: %v", job.GetBotId(), err)
+		}
+	}
+	// Written before the jobs are even published.
+	writeFirst(ended, botevents.Change{To: botstate.Ended, SubCode: botstate.SubUserRequested})
+	writeFirst(aborted, botevents.Change{To: botstate.Failed, SubCode: botstate.SubInternalError, Meta: map[string]string{"reason": "create_aborted"}})
+	// Written while the worker holds the lease and is about to publish
+	// joining: the claim observer runs right there.
+	var claims atomic.Int32
+	r := h.StartAttend(wt.Config(2), d, jobs.WithClaimObserver(func(time.Duration) {
+		if claims.Add(1) == 4 {
+			writeFirst(racing, botevents.Change{To: botstate.Ended, SubCode: botstate.SubUserRequested})
+		}
+	}))
+	for _, job := range []*usherv1.JoinJob{fresh, ended, aborted} {
+		h.Publish(job)
+	}
+	h.WaitStates(fresh, "joining joined", 10*time.Second)
+	settled := func() bool { return h.JobsStored() == 0 && r.RT.Busy() == 1 }
+	wt.Eventually(t, 10*time.Second, "the first three jobs settled", settled)
+	h.Publish(racing) // the fourth claim
+	wt.Eventually(t, 10*time.Second, "the racing job settled", func() bool { return claims.Load() == 4 && settled() })
+	for job, want := range map[*usherv1.JoinJob]string{
+		ended: "ended/user_requested", aborted: "failed/internal_error", racing: "ended/user_requested",
+	} {
+		if got := wt.States(h.Events(job)); got != want {
+			t.Errorf("bot whose first event ingest wrote: events %q; want %q only", got, want)
+		}
+	}
+	if st := d.Stats(); st.Attempts != 1 || st.Joins != 1 {
+		t.Fatalf("driver saw %d join attempts, %d joins; want only the fresh bot's", st.Attempts, st.Joins)
+	}
+	if got := wt.Metric(t, r.Reg, "usher_worker_first_event_conflicts_total", nil); got != 3 {
+		t.Fatalf("first-event conflicts = %v; want 3 (the fresh bot needs no read)", got)
+	}
+}

@@ -62,22 +62,13 @@ func (r *Runtime) serve(base context.Context, msg jetstream.Msg) {
 	}
 	defer r.releaseLease(base, b)
 
-	ctx, cancelOp := r.opCtx(base)
-	cur, err := r.events.Last(ctx, job.GetProject(), job.GetBotId(), initialState(job))
-	cancelOp()
-	if err != nil {
-		r.finish(base, b, fmt.Errorf("read last event: %w", err))
-		return
-	}
-	b.setCursor(cur)
-	switch {
-	case cur.State.Terminal():
-		b.log.Info("job of a finished bot acked", "state", cur.State)
-		r.ack(b)
-		return
-	case cur.State == botstate.Leaving:
-		// Its worker died while leaving: the meeting is over for the bot.
-		r.finish(base, b, r.endLeaving(base, b))
+	// A job delivered for the first time is almost always a new bot with no
+	// event yet: its joining is published as event 1 straight away, and
+	// botevents' compare-and-set (expected last sequence 0) refuses it if
+	// anyone wrote first. Only then, or for any other delivery, is the
+	// bot's last event read before deciding.
+	optimistic := md.NumDelivered == 1 && !b.lease.TakenOver()
+	if !optimistic && !r.resume(base, b) {
 		return
 	}
 
@@ -88,11 +79,46 @@ func (r *Runtime) serve(base context.Context, msg jetstream.Msg) {
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 
-	run, err := r.start(base, b)
+	run, err := r.start(base, b, optimistic)
+	if errors.Is(err, errNotFirst) {
+		r.met.firstConflicts.Inc()
+		if !r.resume(base, b) {
+			return
+		}
+		run, err = r.start(base, b, false)
+	}
 	if run {
 		err = r.handle(botCtx, b)
 	}
 	r.finish(base, b, err)
+}
+
+// errNotFirst: an optimistic first event found the bot with events already.
+var errNotFirst = errors.New("bot has events already")
+
+// resume reads the bot's last event into b and settles a bot that must not
+// be started: finished (acked) or leaving (ended). It returns whether the
+// bot should be started.
+func (r *Runtime) resume(base context.Context, b *Bot) bool {
+	ctx, cancelOp := r.opCtx(base)
+	cur, err := r.events.Last(ctx, b.job.GetProject(), b.job.GetBotId(), initialState(b.job))
+	cancelOp()
+	if err != nil {
+		r.finish(base, b, fmt.Errorf("read last event: %w", err))
+		return false
+	}
+	b.setCursor(cur)
+	switch {
+	case cur.State.Terminal():
+		b.log.Info("job of a finished bot acked", "state", cur.State)
+		r.ack(b)
+		return false
+	case cur.State == botstate.Leaving:
+		// Its worker died while leaving: the meeting is over for the bot.
+		r.finish(base, b, r.endLeaving(base, b))
+		return false
+	}
+	return true
 }
 
 // handle runs the handler; a panic fails the bot (internal_error) instead of
@@ -133,8 +159,9 @@ func (r *Runtime) claim(base context.Context, b *Bot, md *jetstream.MsgMetadata)
 }
 
 // start moves the bot to joining (unless it already is) and reports whether
-// the handler should run.
-func (r *Runtime) start(base context.Context, b *Bot) (bool, error) {
+// the handler should run. optimistic publishes joining as the bot's first
+// event without having read its last one: errNotFirst when the bot had one.
+func (r *Runtime) start(base context.Context, b *Bot, optimistic bool) (bool, error) {
 	ctx, cancel := r.opCtx(base)
 	defer cancel()
 	b.mu.Lock()
@@ -158,6 +185,9 @@ func (r *Runtime) start(base context.Context, b *Bot) (bool, error) {
 	}
 	if b.lease != nil && b.lease.TakenOver() {
 		meta = map[string]string{"reason": botstate.SubWorkerShutdown}
+	}
+	if optimistic {
+		return b.publishFirstLocked(ctx)
 	}
 	if err := b.publishLocked(ctx, botstate.Joining, "", meta); err != nil {
 		return false, err

@@ -58,10 +58,15 @@ func New(js jetstream.JetStream, topo *topology.Topology, log *slog.Logger, reg 
 	}
 }
 
-// Run consumes lease markers until ctx is done.
+// Run consumes lease markers until ctx is done. A ctx cancelled before the
+// consumer is in place (a worker stopped right after start-up) is a clean
+// stop, not an error.
 func (r *Reaper) Run(ctx context.Context) error {
 	cons, err := r.js.CreateOrUpdateConsumer(ctx, topology.StreamLeases, r.topo.Config.ReaperConsumer())
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
 		return fmt.Errorf("ensure consumer %s on %s: %w", topology.ConsumerReaper, topology.StreamLeases, err)
 	}
 	base := context.WithoutCancel(ctx)

@@ -179,3 +179,20 @@ func TestMaxDeliveriesAdvisoryFailsBotOnce(t *testing.T) {
 		t.Fatalf("advisories handled across the fleet = %v; want exactly 1", total)
 	}
 }
+
+// A worker stopped during start-up cancels the handlers before their
+// consumer or subscription is in place: that is a clean stop, not an error
+// (app.Run would otherwise fail a worker that was only asked to stop).
+func TestHandlersStoppedBeforeStartReturnNil(t *testing.T) {
+	t.Parallel()
+	h := wt.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := reaper.New(h.JS, h.Topo, logging.Discard(), prometheus.NewRegistry()).Run(ctx); err != nil {
+		t.Fatalf("reaper Run with a cancelled context = %v; want nil", err)
+	}
+	m := reaper.NewMaxDeliveries(h.Srv.Conn(), h.JS, h.Topo, logging.Discard(), prometheus.NewRegistry())
+	if err := m.Run(ctx, make(chan struct{})); err != nil {
+		t.Fatalf("max-deliveries Run with a cancelled context = %v; want nil", err)
+	}
+}

@@ -1,0 +1,263 @@
+package projector
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	usherv1 "github.com/usherhq/usher/proto/gen/usher/v1"
+	"github.com/usherhq/usher/services/ingest/internal/botdoc"
+	"github.com/usherhq/usher/services/ingest/internal/botindex"
+	"github.com/usherhq/usher/shared/botevents"
+	"github.com/usherhq/usher/shared/ids"
+	"github.com/usherhq/usher/shared/topology"
+)
+
+// shardQueue is the capacity of a shard's queue, and the most events a
+// shard takes in one batch.
+const shardQueue = 256
+
+// shard projects the bots hashed to it: it takes every event waiting in its
+// queue at once, and writes each bot's document once for all of that bot's
+// events in the batch.
+type shard struct {
+	p     *Projector
+	queue chan jetstream.Msg
+
+	mu    sync.Mutex // guards cache
+	cache *cache
+}
+
+// delivery is one event in hand, with the message to settle.
+type delivery struct {
+	msg jetstream.Msg
+	ev  *usherv1.BotEvent
+}
+
+// botBatch is the events of one bot in a batch, in the order they arrived.
+type botBatch struct {
+	key  string
+	dels []delivery
+}
+
+func (s *shard) run(ctx context.Context, quit <-chan struct{}) {
+	batch := make([]jetstream.Msg, 0, shardQueue)
+	for {
+		select {
+		case m := <-s.queue:
+			batch = append(batch[:0], m)
+		gather:
+			for len(batch) < cap(batch) {
+				select {
+				case m := <-s.queue:
+					batch = append(batch, m)
+				default:
+					break gather
+				}
+			}
+			s.handle(ctx, batch)
+			clear(batch) // hold no message until the next batch
+		case <-quit:
+			return
+		}
+	}
+}
+
+// handle projects a batch: events grouped per bot, each bot's in arrival
+// order, then every message settled by its own outcome.
+func (s *shard) handle(ctx context.Context, msgs []jetstream.Msg) {
+	p := s.p
+	if md, err := msgs[len(msgs)-1].Metadata(); err == nil {
+		p.metrics.pending.Set(float64(md.NumPending))
+	}
+	var bots []*botBatch
+	byKey := make(map[string]*botBatch, len(msgs))
+	for _, m := range msgs {
+		ev, err := botevents.Decode(m.Data())
+		if err != nil || topology.EventSubject(ev.GetProject(), ev.GetBotId()) != m.Subject() {
+			p.log.Error("undecodable bot event", "subject", m.Subject(), "error", err)
+			_ = m.Term()
+			p.metrics.events[outcomeInvalid].Inc()
+			continue
+		}
+		key := topology.BotKey(ev.GetProject(), ev.GetBotId())
+		b := byKey[key]
+		if b == nil {
+			b = &botBatch{key: key}
+			byKey[key] = b
+			bots = append(bots, b)
+		}
+		b.dels = append(b.dels, delivery{msg: m, ev: ev})
+	}
+	for _, b := range bots {
+		outcomes := s.apply(ctx, b.key, b.dels)
+		for i, d := range b.dels {
+			s.settle(d, outcomes[i])
+		}
+	}
+}
+
+// settle acks or naks one event by its outcome.
+func (s *shard) settle(d delivery, outcome string) {
+	p := s.p
+	switch outcome {
+	case outcomeApplied, outcomeDuplicate, outcomeOrphan:
+		_ = d.msg.Ack()
+	case outcomeGap:
+		_ = d.msg.NakWithDelay(p.cfg.GapDelay)
+	case outcomeRetry:
+		_ = d.msg.NakWithDelay(p.cfg.RetryDelay)
+	}
+	p.metrics.events[outcome].Inc()
+	if outcome == outcomeApplied && d.ev.GetAt() != nil {
+		p.metrics.lag.Observe(time.Since(d.ev.GetAt().AsTime()).Seconds())
+	}
+}
+
+// apply applies one bot's events, in order, to its document with a single
+// write, and returns each event's outcome. An event is applied only after
+// its predecessor (in the document, or earlier in dels); one already in the
+// document or earlier in dels is a duplicate; any other is a gap. Nothing
+// is acked before the write that holds it succeeded.
+func (s *shard) apply(ctx context.Context, key string, dels []delivery) []string {
+	p := s.p
+	out := make([]string, len(dels))
+	botID := dels[0].ev.GetBotId()
+	for range 4 {
+		doc, rev, cached, err := s.load(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			if time.Since(ids.BotIDTime(botID)) < p.cfg.OrphanGrace {
+				return fill(out, outcomeRetry)
+			}
+			p.log.Debug("event of a bot without document ignored", "bot_id", botID, "events", len(dels))
+			return fill(out, outcomeOrphan)
+		}
+		if err != nil {
+			p.log.Warn("read bot document", "bot_id", botID, "error", err)
+			return fill(out, outcomeRetry)
+		}
+		next, last, gaps, dups := doc, -1, false, false
+		for i, d := range dels {
+			applied, outcome := next.Apply(d.ev)
+			switch outcome {
+			case botdoc.Applied:
+				next, last, out[i] = applied, i, outcomeApplied
+			case botdoc.Duplicate:
+				out[i], dups = outcomeDuplicate, true
+			case botdoc.Gap:
+				out[i], gaps = outcomeGap, true
+			}
+		}
+		if gaps && cached {
+			// A cached document may be behind the bucket (another replica
+			// projected since): only a document just read proves a gap.
+			s.drop(key)
+			continue
+		}
+		if last < 0 {
+			// Nothing new. A finished bot's key may still need releasing.
+			if dups && doc.State.Terminal() && !s.release(ctx, doc) {
+				replace(out, outcomeDuplicate, outcomeRetry)
+			}
+			return out
+		}
+		data, err := next.Marshal()
+		if err != nil {
+			p.log.Error("encode bot document", "bot_id", botID, "error", err)
+			return retryAll(out)
+		}
+		newRev, err := p.kv.Update(ctx, key, data, rev)
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			s.drop(key) // another writer: read again
+			continue
+		}
+		if err != nil {
+			s.drop(key)
+			p.log.Warn("update bot document", "bot_id", botID, "error", err)
+			return retryAll(out)
+		}
+		s.put(key, next, newRev)
+		p.metrics.writes.Inc()
+		if next.State.Terminal() && !s.release(ctx, next) {
+			// The document is updated; the redelivery of the event that
+			// finished the bot is a duplicate that retries the release.
+			out[last] = outcomeRetry
+		}
+		return out
+	}
+	return fill(out, outcomeRetry)
+}
+
+// load returns the document and its revision, from the cache when it is
+// there (cached reports which).
+func (s *shard) load(ctx context.Context, key string) (doc *botdoc.Doc, rev uint64, cached bool, err error) {
+	s.mu.Lock()
+	doc, rev, ok := s.cache.get(key)
+	s.mu.Unlock()
+	if ok {
+		return doc, rev, true, nil
+	}
+	entry, err := s.p.kv.Get(ctx, key)
+	if err != nil {
+		return nil, 0, false, err
+	}
+	doc, err = botdoc.Unmarshal(entry.Value())
+	if err != nil {
+		return nil, 0, false, err
+	}
+	s.put(key, doc, entry.Revision())
+	return doc, entry.Revision(), false, nil
+}
+
+func (s *shard) put(key string, doc *botdoc.Doc, rev uint64) {
+	s.mu.Lock()
+	s.cache.put(key, doc, rev)
+	s.mu.Unlock()
+}
+
+func (s *shard) drop(key string) {
+	s.mu.Lock()
+	s.cache.drop(key)
+	s.mu.Unlock()
+}
+
+// release frees the deduplication_key of a finished bot.
+func (s *shard) release(ctx context.Context, doc *botdoc.Doc) bool {
+	if doc.DedupKey == "" {
+		return true
+	}
+	if err := botindex.Release(ctx, s.p.kv, doc.DedupKey, doc.ID); err != nil {
+		s.p.log.Warn("release deduplication key", "bot_id", doc.ID, "error", err)
+		return false
+	}
+	return true
+}
+
+func fill(out []string, outcome string) []string {
+	for i := range out {
+		out[i] = outcome
+	}
+	return out
+}
+
+func replace(out []string, from, to string) {
+	for i, o := range out {
+		if o == from {
+			out[i] = to
+		}
+	}
+}
+
+// retryAll marks every event but the gaps for a retry: a failed write
+// settled none of them.
+func retryAll(out []string) []string {
+	for i, o := range out {
+		if o != outcomeGap {
+			out[i] = outcomeRetry
+		}
+	}
+	return out
+}
