@@ -75,11 +75,11 @@ Usher is running.
   JetStream         nats://127.0.0.1:4333      (monitor http://127.0.0.1:8333)
   logs              $DATA/logs/
 
-Try it (README "Quick start"):
+Try it (README "Try it" has the whole session):
   export USHER_KEY=$API_KEY
-  MEETING=\$(curl -s -X POST localhost:8090/admin/meetings -d '{"platform":"meet","auto_admit_after_seconds":1}')
+  curl -s -X POST localhost:8090/admin/meetings -d '{"platform":"meet","auto_admit_after_seconds":1}'
   curl -s -X POST localhost:8080/api/v1/bots -H "Authorization: Token \$USHER_KEY" -H 'Content-Type: application/json' \\
-       -d "{\"meeting_url\": \"\$(echo \$MEETING | sed 's/.*\"url\":\"\\([^\"]*\\)\".*/\\1/')\", \"bot_name\": \"Usher Notetaker\"}"
+       -d '{"meeting_url": "<the url above>", "bot_name": "Usher Notetaker"}'
 
 Press Ctrl-C to stop.
 MSG
