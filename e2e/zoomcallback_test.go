@@ -1,42 +1,15 @@
 package e2e
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
-)
 
-// VerifyUsherCallback checks X-Usher-Signature and X-Usher-Timestamp. It is
-// docs/zoom-tokens.md's Go example, verbatim: the customer's side of the contract.
-func VerifyUsherCallback(secret string, h http.Header, body []byte, now time.Time) error {
-	ts := h.Get("X-Usher-Timestamp")
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil {
-		return errors.New("missing or malformed X-Usher-Timestamp")
-	}
-	if age := now.Sub(time.Unix(sec, 0)); age > 5*time.Minute || age < -5*time.Minute {
-		return errors.New("timestamp outside the 5-minute window: refuse (replay?)")
-	}
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(ts + "."))
-	mac.Write(body) // the raw body bytes, before any JSON parsing
-	want := "v1=" + hex.EncodeToString(mac.Sum(nil))
-	for _, sig := range strings.Split(h.Get("X-Usher-Signature"), ",") {
-		if hmac.Equal([]byte(strings.TrimSpace(sig)), []byte(want)) {
-			return nil
-		}
-	}
-	return errors.New("signature mismatch")
-}
+	"github.com/usherhq/usher/shared/callbacksig"
+)
 
 // callbackCall is one request the customer's endpoint received.
 type callbackCall struct {
@@ -80,7 +53,7 @@ func (e *tokensEndpoint) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err != nil || r.Method != http.MethodPost || r.URL.Path != "/zoom-tokens-callback":
 		status, reply = http.StatusBadRequest, `{"error":"bad request"}`
-	case VerifyUsherCallback(e.secret, r.Header, body, time.Now()) == nil:
+	case callbacksig.VerifyUsherCallback(e.secret, r.Header, body, time.Now()) == nil:
 		call.Verified = true
 		status, reply = e.answer(body)
 	}

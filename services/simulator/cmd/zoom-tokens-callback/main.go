@@ -8,9 +8,6 @@ package main
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,11 +17,10 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
+	"github.com/usherhq/usher/shared/callbacksig"
 	"github.com/usherhq/usher/shared/config"
 	"github.com/usherhq/usher/shared/httpserve"
 	"github.com/usherhq/usher/shared/logging"
@@ -73,7 +69,7 @@ func handler(cfg Config, client *http.Client, log *slog.Logger) http.Handler {
 			http.Error(w, "read body", http.StatusBadRequest)
 			return
 		}
-		if err := verify(cfg.Secret.Reveal(), r.Header, body, time.Now()); err != nil {
+		if err := callbacksig.VerifyUsherCallback(cfg.Secret.Reveal(), r.Header, body, time.Now()); err != nil {
 			log.Warn("refused an unsigned or stale call", "error", err)
 			http.Error(w, "bad signature", http.StatusUnauthorized)
 			return
@@ -126,26 +122,4 @@ func mintZAK(ctx context.Context, client *http.Client, api, user string) (string
 		return "", errors.New("zoom api answer has no token")
 	}
 	return out.Token, nil
-}
-
-// verify is the verifier of docs/zoom-tokens.md §3.
-func verify(secret string, h http.Header, body []byte, now time.Time) error {
-	ts := h.Get("X-Usher-Timestamp")
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil {
-		return errors.New("missing or malformed X-Usher-Timestamp")
-	}
-	if age := now.Sub(time.Unix(sec, 0)); age > 5*time.Minute || age < -5*time.Minute {
-		return errors.New("timestamp outside the 5-minute window")
-	}
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(ts + "."))
-	mac.Write(body)
-	want := "v1=" + hex.EncodeToString(mac.Sum(nil))
-	for sig := range strings.SplitSeq(h.Get("X-Usher-Signature"), ",") {
-		if hmac.Equal([]byte(strings.TrimSpace(sig)), []byte(want)) {
-			return nil
-		}
-	}
-	return errors.New("signature mismatch")
 }

@@ -31,6 +31,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/usherhq/usher/shared/callbacksig"
 	"github.com/usherhq/usher/shared/secret"
 )
 
@@ -293,8 +294,8 @@ func (c *Client) call(ctx context.Context, target, host string, secrets []secret
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)
-	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
-	req.Header.Set(HeaderSignature, Sign(secrets, ts, body))
+	req.Header.Set(callbacksig.HeaderTimestamp, strconv.FormatInt(ts, 10))
+	req.Header.Set(callbacksig.HeaderSignature, callbacksig.Sign(secrets, ts, body))
 
 	resp, err := c.http.Do(req)
 	if err != nil {

@@ -2,9 +2,6 @@ package zoomtoken
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"io"
 	"log/slog"
@@ -12,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -22,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
+	"github.com/usherhq/usher/shared/callbacksig"
 	"github.com/usherhq/usher/shared/logging"
 	"github.com/usherhq/usher/shared/secret"
 )
@@ -36,29 +33,6 @@ const (
 	// testZAK is the token the callback hands out; tests scan for it.
 	testZAK = "ZAK-eyJhbGciOiJIUzI1NiJ9.secret-zak-value"
 )
-
-// VerifyUsherCallback is the Go verification example of docs/zoom-tokens.md,
-// kept identical: the test server checks every request with it.
-func VerifyUsherCallback(secret string, h http.Header, body []byte, now time.Time) error {
-	ts := h.Get("X-Usher-Timestamp")
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil {
-		return errors.New("missing or malformed X-Usher-Timestamp")
-	}
-	if age := now.Sub(time.Unix(sec, 0)); age > 5*time.Minute || age < -5*time.Minute {
-		return errors.New("timestamp outside the 5-minute window: refuse (replay?)")
-	}
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(ts + "."))
-	mac.Write(body) // the raw body bytes, before any JSON parsing
-	want := "v1=" + hex.EncodeToString(mac.Sum(nil))
-	for _, sig := range strings.Split(h.Get("X-Usher-Signature"), ",") {
-		if hmac.Equal([]byte(strings.TrimSpace(sig)), []byte(want)) {
-			return nil
-		}
-	}
-	return errors.New("signature mismatch")
-}
 
 // recorded is one request the callback server received.
 type recorded struct {
@@ -91,7 +65,7 @@ func newCallbackServer(t *testing.T, tls bool, h answer) *callbackServer {
 		body, _ := io.ReadAll(r.Body)
 		n := int(s.calls.Add(1))
 		s.mu.Lock()
-		s.reqs = append(s.reqs, recorded{header: r.Header.Clone(), body: body, verifyErr: VerifyUsherCallback(testSecret, r.Header, body, time.Now())})
+		s.reqs = append(s.reqs, recorded{header: r.Header.Clone(), body: body, verifyErr: callbacksig.VerifyUsherCallback(testSecret, r.Header, body, time.Now())})
 		s.mu.Unlock()
 		h(w, r, n)
 	})
