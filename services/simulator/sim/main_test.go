@@ -3,6 +3,7 @@ package sim_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/go-rod/rod"
+	"github.com/go-rod/rod/lib/cdp"
 	"github.com/go-rod/rod/lib/launcher"
 	"github.com/go-rod/rod/lib/proto"
 	"go.uber.org/goleak"
@@ -174,17 +176,34 @@ const waitTimeout = 10 * time.Second
 // el waits for the element matching selector.
 func el(t *testing.T, p *rod.Page, selector string) *rod.Element {
 	t.Helper()
-	e, err := p.Timeout(waitTimeout).Element(selector)
+	e, err := retryNavigating(func(d time.Duration) (*rod.Element, error) { return p.Timeout(d).Element(selector) })
 	if err != nil {
 		t.Fatalf("element %s: %v (page text: %q)", selector, err, bodyText(p))
 	}
 	return e.CancelTimeout()
 }
 
+// retryNavigating runs find until it succeeds or waitTimeout passes. rod's
+// element queries already wait for the element, but fail outright when the
+// page navigates under them (a form post, a redirect): those are retried.
+func retryNavigating(find func(time.Duration) (*rod.Element, error)) (*rod.Element, error) {
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		e, err := find(time.Until(deadline))
+		var cdpErr *cdp.Error
+		if err == nil || !errors.As(err, &cdpErr) || time.Now().After(deadline) {
+			return e, err
+		}
+		time.Sleep(20 * time.Millisecond) // the new document is loading
+	}
+}
+
 // elText waits for an element matching selector whose text contains text.
 func elText(t *testing.T, p *rod.Page, selector, text string) *rod.Element {
 	t.Helper()
-	e, err := p.Timeout(waitTimeout).ElementR(selector, regexp.QuoteMeta(text))
+	e, err := retryNavigating(func(d time.Duration) (*rod.Element, error) {
+		return p.Timeout(d).ElementR(selector, regexp.QuoteMeta(text))
+	})
 	if err != nil {
 		t.Fatalf("element %s with text %q: %v (page text: %q)", selector, text, err, bodyText(p))
 	}
