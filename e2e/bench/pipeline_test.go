@@ -40,8 +40,9 @@ func BenchmarkPipeline(b *testing.B) {
 	for b.Loop() {
 		rounds = append(rounds, runPipeline(b, *pipelineBots))
 	}
-	var bots, raw int
-	var joined, created, rawTime time.Duration
+	var bots int
+	var raw rawRate
+	var joined, created time.Duration
 	var cores, others float64 // averaged over the rounds' durations
 	for _, r := range rounds {
 		bots += r.bots
@@ -49,23 +50,22 @@ func BenchmarkPipeline(b *testing.B) {
 		created += r.created
 		cores += r.cores * r.joined.Seconds()
 		others += r.others * r.joined.Seconds()
-		raw += r.raw.msgs
-		rawTime += r.raw.publish + r.raw.consume
+		raw = raw.plus(r.raw)
 	}
 	rate := float64(bots) / joined.Seconds()
 	cores, others = cores/joined.Seconds(), others/joined.Seconds()
-	rawRate := float64(raw) / rawTime.Seconds()
-	ratio := rate / rawRate
+	rawPerSec := raw.perSecond()
+	ratio := rate / rawPerSec
 	b.ReportMetric(0, "ns/op") // a round's duration says nothing
 	b.ReportMetric(rate, "joined_jobs/s")
 	b.ReportMetric(float64(bots)/created.Seconds(), "created_bots/s")
-	b.ReportMetric(rawRate, "raw_msgs/s")
+	b.ReportMetric(rawPerSec, "raw_msgs/s")
 	b.ReportMetric(100*ratio, "pct_of_raw")
 	b.ReportMetric(float64(*pipelineBots), "bots/round")
 	b.ReportMetric(cores, "cores_busy")
 	b.ReportMetric(others, "other_cores_busy")
 	b.Logf("pipeline: %.0f jobs/s NATS request → joined in KV BOTS; raw JetStream work queue in the same run %.0f msgs/s; "+
-		"ratio %.1f%% (target ≥ %.0f%%: %s)", rate, rawRate, 100*ratio, 100*pipelineTarget, verdict(ratio >= pipelineTarget))
+		"ratio %.1f%% (target ≥ %.0f%%: %s)", rate, rawPerSec, 100*ratio, 100*pipelineTarget, verdict(ratio >= pipelineTarget))
 	b.Logf("pipeline context: %d rounds × %d bots, instant driver, %d worker(s); ingest answered %.0f creates/s; "+
 		"this process kept %.2f of %d cores busy, other processes %.2f", len(rounds), *pipelineBots, *pipelineWorkers,
 		float64(bots)/created.Seconds(), cores, runtime.NumCPU(), others)
@@ -103,7 +103,7 @@ func runPipeline(b *testing.B, n int) pipelineRound {
 	raw := measureRaw(b, *rawMsgs/2)
 	r := runFleetPipeline(b, n)
 	after := measureRaw(b, *rawMsgs-*rawMsgs/2)
-	r.raw = rawRate{msgs: raw.msgs + after.msgs, publish: raw.publish + after.publish, consume: raw.consume + after.consume}
+	r.raw = raw.plus(after)
 	return r
 }
 

@@ -77,6 +77,11 @@ type rawRate struct {
 // second of the whole run.
 func (r rawRate) perSecond() float64 { return float64(r.msgs) / (r.publish + r.consume).Seconds() }
 
+// plus adds two measurements of the same queue.
+func (r rawRate) plus(o rawRate) rawRate {
+	return rawRate{msgs: r.msgs + o.msgs, publish: r.publish + o.publish, consume: r.consume + o.consume}
+}
+
 // throughput runs the work-queue rate: async publish of n 512-byte messages,
 // then pull consume and ack — the same workload as the worker's
 // BenchmarkJetStreamWorkQueue.

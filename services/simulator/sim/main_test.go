@@ -210,15 +210,6 @@ func elText(t *testing.T, p *rod.Page, selector, text string) *rod.Element {
 	return e.CancelTimeout()
 }
 
-// waitGone waits until no element matches selector.
-func waitGone(t *testing.T, p *rod.Page, selector string) {
-	t.Helper()
-	waitFor(t, "no "+selector, func() bool {
-		has, _, err := p.Has(selector)
-		return err == nil && !has
-	})
-}
-
 // waitFor polls cond until it holds or waitTimeout passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
