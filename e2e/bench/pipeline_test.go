@@ -23,6 +23,7 @@ type pipelineRound struct {
 	joined  time.Duration // first request sent → last bot joined in KV BOTS
 	cores   float64       // cores this process kept busy over joined
 	others  float64       // cores other processes kept busy meanwhile (-1: unknown)
+	cpu     time.Duration // this process's CPU time over joined
 	raw     rawRate
 }
 
@@ -42,7 +43,7 @@ func BenchmarkPipeline(b *testing.B) {
 	}
 	var bots int
 	var raw rawRate
-	var joined, created time.Duration
+	var joined, created, cpu time.Duration
 	var cores, others float64 // averaged over the rounds' durations
 	for _, r := range rounds {
 		bots += r.bots
@@ -50,6 +51,7 @@ func BenchmarkPipeline(b *testing.B) {
 		created += r.created
 		cores += r.cores * r.joined.Seconds()
 		others += r.others * r.joined.Seconds()
+		cpu += r.cpu
 		raw = raw.plus(r.raw)
 	}
 	rate := float64(bots) / joined.Seconds()
@@ -64,11 +66,17 @@ func BenchmarkPipeline(b *testing.B) {
 	b.ReportMetric(float64(*pipelineBots), "bots/round")
 	b.ReportMetric(cores, "cores_busy")
 	b.ReportMetric(others, "other_cores_busy")
+	perBot := float64(cpu.Microseconds()) / float64(bots)
+	perMsg := float64(raw.cpu.Microseconds()) / float64(raw.msgs)
+	b.ReportMetric(perBot, "cpu_µs/bot")
+	b.ReportMetric(perMsg, "raw_cpu_µs/msg")
 	b.Logf("pipeline: %.0f jobs/s NATS request → joined in KV BOTS; raw JetStream work queue in the same run %.0f msgs/s; "+
 		"ratio %.1f%% (target ≥ %.0f%%: %s)", rate, rawPerSec, 100*ratio, 100*pipelineTarget, verdict(ratio >= pipelineTarget))
 	b.Logf("pipeline context: %d rounds × %d bots, instant driver, %d worker(s); ingest answered %.0f creates/s; "+
 		"this process kept %.2f of %d cores busy, other processes %.2f", len(rounds), *pipelineBots, *pipelineWorkers,
 		float64(bots)/created.Seconds(), cores, runtime.NumCPU(), others)
+	b.Logf("pipeline CPU: %.0f µs per bot, %.1f raw messages' worth (a raw message: %.1f µs); "+
+		"BenchmarkPipelineFloor gives the design's own cost", perBot, perBot/perMsg, perMsg)
 }
 
 // startProfile starts a CPU profile into path (nothing when path is empty)
@@ -147,10 +155,11 @@ func runFleetPipeline(b *testing.B, n int) pipelineRound {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cores, others := cpu0.cores(sampleCPU(b))
+	cpu1 := sampleCPU(b)
+	cores, others := cpu0.cores(cpu1)
 	stopProfile()
 	if bad := watch.undecodable(); bad > 0 {
 		b.Fatalf("%d bot documents in KV BOTS did not decode", bad)
 	}
-	return pipelineRound{bots: n, created: created.Sub(start), joined: joined.Sub(start), cores: cores, others: others}
+	return pipelineRound{bots: n, created: created.Sub(start), joined: joined.Sub(start), cores: cores, others: others, cpu: cpu1.self - cpu0.self}
 }

@@ -71,6 +71,7 @@ func newRawQueue(b *testing.B) *rawQueue {
 type rawRate struct {
 	msgs             int
 	publish, consume time.Duration
+	cpu              time.Duration // this process's CPU time over the run
 }
 
 // perSecond is messages through the queue (published, consumed, acked) per
@@ -79,7 +80,7 @@ func (r rawRate) perSecond() float64 { return float64(r.msgs) / (r.publish + r.c
 
 // plus adds two measurements of the same queue.
 func (r rawRate) plus(o rawRate) rawRate {
-	return rawRate{msgs: r.msgs + o.msgs, publish: r.publish + o.publish, consume: r.consume + o.consume}
+	return rawRate{msgs: r.msgs + o.msgs, publish: r.publish + o.publish, consume: r.consume + o.consume, cpu: r.cpu + o.cpu}
 }
 
 // throughput runs the work-queue rate: async publish of n 512-byte messages,
@@ -90,6 +91,7 @@ func (q *rawQueue) throughput(b *testing.B, n int) rawRate {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	payload := make([]byte, rawPayload)
+	cpu0 := sampleCPU(b)
 	start := time.Now()
 	for range n {
 		if _, err := q.js.PublishAsync("raw.jobs", payload); err != nil {
@@ -120,7 +122,7 @@ func (q *rawQueue) throughput(b *testing.B, n int) rawRate {
 	if err := q.nc.FlushTimeout(time.Minute); err != nil {
 		b.Fatalf("raw flush: %v", err)
 	}
-	return rawRate{msgs: n, publish: published.Sub(start), consume: time.Since(published)}
+	return rawRate{msgs: n, publish: published.Sub(start), consume: time.Since(published), cpu: sampleCPU(b).self - cpu0.self}
 }
 
 // deliveryLatency offers n messages at rate per second to a consumer that

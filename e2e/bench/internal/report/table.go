@@ -66,6 +66,9 @@ func Figures() []Figure {
 	pipeline := func(unit, format string) Ref {
 		return Ref{Pkg: PkgE2E, Bench: benchPipeline, Unit: unit, Format: format}
 	}
+	floor := func(unit, format string) Ref {
+		return Ref{Pkg: PkgE2E, Bench: "BenchmarkPipelineFloor", Unit: unit, Format: format}
+	}
 	claim := func(unit, label string) Ref {
 		return Ref{Pkg: PkgE2E, Bench: "BenchmarkClaimLatency", Unit: unit, Format: "%.2f ms", Label: label}
 	}
@@ -104,6 +107,12 @@ func Figures() []Figure {
 	return []Figure{
 		{Name: "pipeline: NATS request → joined in KV BOTS (instant driver)", Value: joined, Baseline: &rawRate,
 			Ratio: share(joined), Target: "≥ 10% of raw", Met: func(_, r float64) bool { return r >= 10 }},
+		{Name: "pipeline: CPU per bot (per raw message)", Value: pipeline("cpu_µs/bot", "%.0f µs"),
+			Baseline: ptr(pipeline("raw_cpu_µs/msg", "%.1f µs per raw message")),
+			Ratio:    times(pipeline("cpu_µs/bot", ""), pipeline("raw_cpu_µs/msg", ""))},
+		{Name: "design floor: the pipeline's JetStream operations alone, batched", Value: floor("floor_cpu_µs/bot", "%.0f µs per bot"),
+			Baseline: ptr(floor("raw_cpu_µs/msg", "%.1f µs per raw message")),
+			Ratio:    &Ratio{Num: floor("raw_cpu_µs/msg", ""), Den: floor("floor_cpu_µs/bot", ""), Scale: 100, Format: "%.1f%% of raw rate"}},
 		{Name: "pipeline: cores busy (this process / other processes)", Value: pipeline("cores_busy", "%.2f cores"),
 			Baseline: ptr(pipeline("other_cores_busy", "%.2f cores used by other processes"))},
 		{Name: "claim latency p99 at 1,000 jobs/s (stored → lease held)", Value: claim("claim_p99_ms", ""),
