@@ -60,7 +60,7 @@ step() {
 
 # Issue 2, end to end: the whole fleet in one process (e2e/bench).
 step pipeline        ./e2e/bench '^BenchmarkPipeline$'       3x 10m "${pipeline_args[@]}"
-step pipeline-floor  ./e2e/bench '^BenchmarkPipelineFloor$'  2x 10m
+step pipeline-floor  ./e2e/bench '^(BenchmarkPipelineFloor|BenchmarkPipelineFloorPerBot)$' 2x 10m
 step claim-latency   ./e2e/bench '^BenchmarkClaimLatency$'   1x 10m
 step scheduled-burst ./e2e/bench '^BenchmarkScheduledBurst$' 1x 10m
 # The components' own benchmarks. The worker's claim latency and throughput

@@ -27,7 +27,8 @@ const (
 )
 
 // BenchmarkPipelineFloor measures what the pipeline's design costs before
-// any of Usher's code runs: per bot, the JetStream and NATS operations
+// any of Usher's code runs (BenchmarkPipelineFloorPerBot: the same, done the
+// way Usher does them today): per bot, the JetStream and NATS operations
 // BenchmarkPipeline's bots go through — request and reply, document
 // create, job, lease, two events, job ack, one document update, the
 // reaper's delivery and ack, the watch's deliveries — done the cheapest way
@@ -38,12 +39,38 @@ const (
 // rate the pipeline could reach if it were CPU-bound at the floor's cost.
 // It tells how much of the pipeline's cost is its design and how much its
 // implementation. Not a target: a compass.
-func BenchmarkPipelineFloor(b *testing.B) {
+func BenchmarkPipelineFloor(b *testing.B) { benchFloor(b, floorBatched) }
+
+// BenchmarkPipelineFloorPerBot is BenchmarkPipelineFloor with ingest and
+// worker shaped like Usher's today: ingest handles 64 requests at once
+// (USHER_INGEST_INTAKE_WORKERS), each waiting for its own writes; the
+// worker serves each job in its own goroutine, waiting for each write and
+// confirming its ack (DoubleAck). The projector and the reaper stay
+// batched, as they are in Usher. Beside BenchmarkPipelineFloor it prices
+// the per-bot synchronous style itself.
+func BenchmarkPipelineFloorPerBot(b *testing.B) { benchFloor(b, floorPerBot) }
+
+// floorStyle is how the floor's ingest and worker do their writes.
+type floorStyle int
+
+const (
+	floorBatched floorStyle = iota // async, a batch at a time
+	floorPerBot                    // synchronous, a goroutine per request or job
+)
+
+func (s floorStyle) String() string {
+	if s == floorPerBot {
+		return "one goroutine per bot, synchronous"
+	}
+	return "batched"
+}
+
+func benchFloor(b *testing.B, style floorStyle) {
 	var floorCPU, rawCPU time.Duration
 	var bots, msgs int
 	for b.Loop() {
 		raw := measureRaw(b, *rawMsgs/2)
-		cpu := runFloor(b, *pipelineBots)
+		cpu := runFloor(b, *pipelineBots, style)
 		after := measureRaw(b, *rawMsgs-*rawMsgs/2)
 		floorCPU += cpu
 		bots += *pipelineBots
@@ -56,14 +83,14 @@ func BenchmarkPipelineFloor(b *testing.B) {
 	b.ReportMetric(perBot, "floor_cpu_µs/bot")
 	b.ReportMetric(perMsg, "raw_cpu_µs/msg")
 	b.ReportMetric(100*perMsg/perBot, "floor_pct_of_raw")
-	b.Logf("design floor: %.0f µs of CPU per bot for the pipeline's JetStream operations alone, batched; "+
-		"a raw work-queue message costs %.1f µs: a pipeline as cheap as its design would move %.1f%% of the raw rate",
-		perBot, perMsg, 100*perMsg/perBot)
+	b.Logf("design floor (%s): %.0f µs of CPU per bot for the pipeline's JetStream operations alone; "+
+		"a raw work-queue message costs %.1f µs: a pipeline that cheap would move %.1f%% of the raw rate",
+		style, perBot, perMsg, 100*perMsg/perBot)
 }
 
 // runFloor moves n bots through the floor's operations and returns the CPU
 // time this process spent on them.
-func runFloor(b *testing.B, n int) time.Duration {
+func runFloor(b *testing.B, n int, style floorStyle) time.Duration {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
@@ -142,8 +169,13 @@ func runFloor(b *testing.B, n int) time.Duration {
 			}
 		}
 	})
-	wg.Go(func() { f.ingest(jsIngest, requests) })
-	wg.Go(func() { f.worker(ctx, jsWorker, topo.Workers) })
+	if style == floorPerBot {
+		wg.Go(func() { f.ingestPerRequest(ctx, jsIngest, requests) })
+		wg.Go(func() { f.workerPerJob(ctx, jsWorker, topo.Workers) })
+	} else {
+		wg.Go(func() { f.ingest(jsIngest, requests) })
+		wg.Go(func() { f.worker(ctx, jsWorker, topo.Workers) })
+	}
 	wg.Go(func() { f.projector(ctx, jsProjector, topo.Projector) })
 	stopReaper := make(chan struct{})
 	reaped := make(chan struct{})
@@ -253,6 +285,87 @@ func (f *floor) worker(ctx context.Context, js jetstream.JetStream, jobs jetstre
 			}
 		}
 	}
+}
+
+// ingestPerRequest is ingest the way Usher's intake works: 64 requests at
+// once, each writing its document, then its job, waiting for each write.
+func (f *floor) ingestPerRequest(ctx context.Context, js jetstream.JetStream, requests <-chan *nats.Msg) {
+	doc, job, reply := make([]byte, floorDocBytes), make([]byte, floorJobBytes), make([]byte, floorDocBytes)
+	bots := make(chan int)
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			for i := range bots {
+				req := <-requests
+				m := nats.NewMsg("$KV." + topology.BucketBots + ".floor." + botName(i))
+				m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+				m.Data = doc
+				f.revs[i] = f.publishSync(ctx, js, m)
+				j := nats.NewMsg(topology.JobsPrefix + ".meet")
+				j.Header.Set(jetstream.MsgIDHeader, topology.JobMsgID(botName(i)))
+				j.Data = append([]byte(botName(i)+" "), job...)
+				f.publishSync(ctx, js, j)
+				if err := req.Respond(reply); err != nil {
+					f.b.Error(err)
+				}
+			}
+		})
+	}
+	for i := range f.n {
+		bots <- i
+	}
+	close(bots)
+	wg.Wait()
+}
+
+// workerPerJob is the worker the way Usher's serves jobs: a goroutine per
+// job, writing its lease, then each event, then confirming its ack.
+func (f *floor) workerPerJob(ctx context.Context, js jetstream.JetStream, jobs jetstream.Consumer) {
+	lease, event := make([]byte, floorLeaseBytes), make([]byte, floorEventBytes)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for got := 0; got < f.n && ctx.Err() == nil; {
+		fetched, err := jobs.Fetch(floorBatch, jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			f.b.Error(err)
+			return
+		}
+		for m := range fetched.Messages() {
+			got++
+			wg.Go(func() {
+				bot, _, _ := cutSpace(m.Data())
+				l := nats.NewMsg("$KV." + topology.BucketLeases + "." + bot)
+				l.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+				l.Data = lease
+				f.publishSync(ctx, js, l)
+				var seq uint64
+				for range 2 {
+					e := nats.NewMsg(topology.EventSubject("floor", bot))
+					e.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(seq, 10))
+					e.Data = event
+					seq = f.publishSync(ctx, js, e)
+				}
+				actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				defer cancel()
+				if err := m.DoubleAck(actx); err != nil {
+					f.b.Error(err)
+				}
+			})
+		}
+	}
+}
+
+// publishSync writes and waits, the way Usher's writes do today, and
+// returns the stored message's sequence.
+func (f *floor) publishSync(ctx context.Context, js jetstream.JetStream, m *nats.Msg) uint64 {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ack, err := js.PublishMsg(ctx, m)
+	if err != nil {
+		f.b.Errorf("floor write on %s: %v", m.Subject, err)
+		return 0
+	}
+	return ack.Sequence
 }
 
 // projector writes each bot's document once per batch of its events.

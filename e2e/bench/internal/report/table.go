@@ -69,6 +69,9 @@ func Figures() []Figure {
 	floor := func(unit, format string) Ref {
 		return Ref{Pkg: PkgE2E, Bench: "BenchmarkPipelineFloor", Unit: unit, Format: format}
 	}
+	perBotFloor := func(unit, format string) Ref {
+		return Ref{Pkg: PkgE2E, Bench: "BenchmarkPipelineFloorPerBot", Unit: unit, Format: format}
+	}
 	claim := func(unit, label string) Ref {
 		return Ref{Pkg: PkgE2E, Bench: "BenchmarkClaimLatency", Unit: unit, Format: "%.2f ms", Label: label}
 	}
@@ -113,6 +116,9 @@ func Figures() []Figure {
 		{Name: "design floor: the pipeline's JetStream operations alone, batched", Value: floor("floor_cpu_µs/bot", "%.0f µs per bot"),
 			Baseline: ptr(floor("raw_cpu_µs/msg", "%.1f µs per raw message")),
 			Ratio:    &Ratio{Num: floor("raw_cpu_µs/msg", ""), Den: floor("floor_cpu_µs/bot", ""), Scale: 100, Format: "%.1f%% of raw rate"}},
+		{Name: "design floor: the same, one goroutine per bot, synchronous (Usher's style)", Value: perBotFloor("floor_cpu_µs/bot", "%.0f µs per bot"),
+			Baseline: ptr(perBotFloor("raw_cpu_µs/msg", "%.1f µs per raw message")),
+			Ratio:    &Ratio{Num: perBotFloor("raw_cpu_µs/msg", ""), Den: perBotFloor("floor_cpu_µs/bot", ""), Scale: 100, Format: "%.1f%% of raw rate"}},
 		{Name: "pipeline: cores busy (this process / other processes)", Value: pipeline("cores_busy", "%.2f cores"),
 			Baseline: ptr(pipeline("other_cores_busy", "%.2f cores used by other processes"))},
 		{Name: "claim latency p99 at 1,000 jobs/s (stored → lease held)", Value: claim("claim_p99_ms", ""),
