@@ -43,7 +43,7 @@ func BenchmarkPipelineFloor(b *testing.B) { benchFloor(b, floorBatched) }
 
 // BenchmarkPipelineFloorPerBot is BenchmarkPipelineFloor with ingest and
 // worker shaped like Usher's today: ingest handles 64 requests at once
-// (USHER_INGEST_INTAKE_WORKERS), each waiting for its own writes; the
+// (the intake before batching), each waiting for its own writes; the
 // worker serves each job in its own goroutine, waiting for each write and
 // confirming its ack (DoubleAck). The projector and the reaper stay
 // batched, as they are in Usher. Beside BenchmarkPipelineFloor it prices

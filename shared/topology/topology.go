@@ -17,6 +17,9 @@ const (
 	StreamEvents = "EVENTS"
 	// BucketBots holds one JSON document per bot: its request, state and events.
 	BucketBots = "BOTS"
+	// BotsKeyPrefix is the subject prefix of BOTS keys: a key's writes are
+	// messages on BotsKeyPrefix+key.
+	BotsKeyPrefix = "$KV." + BucketBots + "."
 	// BucketLeases holds one lease per bot being served, so a redelivered job never joins twice.
 	BucketLeases = "BOT_LEASES"
 	// BucketTeamsAccounts holds the projects' sealed Teams bot-account credentials.

@@ -188,6 +188,7 @@ func (a *App) Run(ctx context.Context) error {
 	svc := bots.New(bots.Config{JoinDeadline: a.cfg.JoinDeadline, OnCreated: proj.Seed}, nc, js, topo, a.log, a.reg)
 	in := intake.New(intake.Config{
 		Workers:        a.cfg.IntakeWorkers,
+		MaxBatch:       a.cfg.IntakeBatch,
 		MaxBodyBytes:   a.cfg.MaxBodyBytes,
 		RequestTimeout: a.cfg.RequestTimeout,
 		DrainTimeout:   a.cfg.ShutdownGrace,

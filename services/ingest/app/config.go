@@ -47,8 +47,12 @@ type Config struct {
 	CallbackAllowHTTP bool `env:"USHER_CALLBACK_ALLOW_HTTP" default:"false"`
 	// RequestTimeout bounds the work behind one API or NATS request. Default 10s.
 	RequestTimeout time.Duration `env:"USHER_REQUEST_TIMEOUT" default:"10s"`
-	// IntakeWorkers is how many NATS requests are handled at once. Default 64.
-	IntakeWorkers int `env:"USHER_INGEST_INTAKE_WORKERS" default:"64"`
+	// IntakeWorkers is how many batches of NATS requests are handled at
+	// once. Default 16.
+	IntakeWorkers int `env:"USHER_INGEST_INTAKE_WORKERS" default:"16"`
+	// IntakeBatch is the most NATS requests one intake worker takes at once
+	// (those waiting; their bots are written together). Default 64.
+	IntakeBatch int `env:"USHER_INGEST_INTAKE_BATCH" default:"64"`
 	// ProjectorShards is how many bots the projector updates at once. Default 16.
 	ProjectorShards int `env:"USHER_INGEST_PROJECTOR_SHARDS" default:"16"`
 	// ShutdownGrace bounds each shutdown phase (HTTP, intake, projector). Default 10s.
@@ -100,6 +104,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("USHER_REQUEST_TIMEOUT must be ≥ 1s, got %s", c.RequestTimeout)
 	case c.IntakeWorkers < 1:
 		return fmt.Errorf("USHER_INGEST_INTAKE_WORKERS must be ≥ 1, got %d", c.IntakeWorkers)
+	case c.IntakeBatch < 1 || c.IntakeBatch > 1024:
+		return fmt.Errorf("USHER_INGEST_INTAKE_BATCH must be in 1..1024, got %d", c.IntakeBatch)
 	case c.ProjectorShards < 1:
 		return fmt.Errorf("USHER_INGEST_PROJECTOR_SHARDS must be ≥ 1, got %d", c.ProjectorShards)
 	case c.ShutdownGrace < time.Second:

@@ -2,7 +2,9 @@ package app_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -214,5 +216,126 @@ func TestNATSMsgIDCreatesOneBot(t *testing.T) {
 	}
 	if m := e.metrics(); !containsAll(m, `usher_ingest_bots_created_total{source="nats"} 2`, `usher_ingest_requests_rejected_total{reason="duplicate",source="nats"} 2`) {
 		t.Fatalf("metrics:\n%s", grep(m, "usher_ingest_bots_created_total", "duplicate"))
+	}
+}
+
+// TestNATSBatchAnswersEachRequestOnItsOwn sends a burst of requests at an
+// intake with one worker, so they are handled in batches: good and bad
+// requests, JSON and protobuf, and three with one Nats-Msg-Id. Each gets
+// its own answer, and exactly the bots answered 201 exist, each with its
+// job.
+func TestNATSBatchAnswersEachRequestOnItsOwn(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, map[string]string{"USHER_INGEST_INTAKE_WORKERS": "1", "USHER_INGEST_INTAKE_BATCH": "16"})
+	before := e.counts()
+	replies := make(chan *nats.Msg, 100)
+	sub, err := e.nc.ChanSubscribe("_batch.>", replies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+
+	type sent struct {
+		name, msgID string
+		json, bad   bool
+	}
+	var reqs []sent
+	for i := range 40 {
+		s := sent{name: fmt.Sprintf("Bot %d", i), json: i%3 == 0, bad: i%7 == 3 && i < 37}
+		if i >= 37 {
+			s.msgID = "same-upstream-id"
+		}
+		reqs = append(reqs, s)
+	}
+	for i, s := range reqs {
+		url := meetURL
+		if s.bad {
+			url = ""
+		}
+		msg := &nats.Msg{Subject: "usher.requests.acme", Reply: fmt.Sprintf("_batch.%d", i), Header: nats.Header{}}
+		if s.json {
+			msg.Header.Set("Content-Type", "application/json")
+			msg.Data = []byte(`{"meeting_url":"` + url + `","bot_name":"` + s.name + `"}`)
+		} else if msg.Data, err = proto.Marshal(&usherv1.CreateBotRequest{MeetingUrl: url, BotName: s.name}); err != nil {
+			t.Fatal(err)
+		}
+		if s.msgID != "" {
+			msg.Header.Set("Nats-Msg-Id", s.msgID)
+		}
+		if err := e.nc.PublishMsg(msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	created, dupOf := map[string]string{}, map[int]string{} // bot id → name; request → existing id
+	var sameID []int
+	for range reqs {
+		var m *nats.Msg
+		select {
+		case m = <-replies:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d replies missing", len(reqs)-len(created)-len(dupOf))
+		}
+		i, err := strconv.Atoi(strings.TrimPrefix(m.Subject, "_batch."))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, status := reqs[i], m.Header.Get("Usher-Status")
+		var id, errText string
+		if s.json {
+			var body map[string]any
+			if err := json.Unmarshal(m.Data, &body); err != nil {
+				t.Fatalf("request %d: JSON reply %q: %v", i, m.Data, err)
+			}
+			id, _ = body["id"].(string)
+			errText = string(m.Data)
+		} else {
+			var reply usherv1.CreateBotReply
+			if err := proto.Unmarshal(m.Data, &reply); err != nil {
+				t.Fatalf("request %d: reply: %v", i, err)
+			}
+			id, errText = reply.GetBot().GetId(), reply.GetError()+fmt.Sprint(reply.GetErrors())
+		}
+		switch {
+		case s.bad:
+			if status != "400" || !strings.Contains(errText, "meeting_url") {
+				t.Fatalf("request %d (no meeting_url): %s %s", i, status, errText)
+			}
+		case s.msgID != "" && status == "409":
+			dupOf[i] = id
+			sameID = append(sameID, i)
+		case status == "201":
+			if _, twice := created[id]; twice || id == "" {
+				t.Fatalf("request %d: bot id %q answered twice or empty", i, id)
+			}
+			created[id] = s.name
+			if s.msgID != "" {
+				sameID = append(sameID, i)
+			}
+		default:
+			t.Fatalf("request %d (%+v): %s %s", i, s, status, errText)
+		}
+	}
+	if len(sameID) != 3 || len(dupOf) != 2 {
+		t.Fatalf("three requests with one Nats-Msg-Id: %d answered, %d as duplicates (want 3, 2)", len(sameID), len(dupOf))
+	}
+	for i, id := range dupOf {
+		if _, ok := created[id]; !ok {
+			t.Fatalf("request %d is a duplicate of %q, which was not created", i, id)
+		}
+	}
+	for id, name := range created {
+		if got := e.get(acmeKey, id); got["bot_name"] != name || got["state"] != "ready" {
+			t.Fatalf("GET %s = %v, want %q ready", id, got, name)
+		}
+	}
+	// Each created bot stored its document and its job, and nothing else was
+	// stored (the Nats-Msg-Id index adds one key).
+	after := e.counts()
+	if jobs := after.jobs - before.jobs; jobs != uint64(len(created)) {
+		t.Fatalf("%d jobs stored for %d bots created", jobs, len(created))
+	}
+	if docs := after.bots - before.bots; docs != uint64(len(created))+1 {
+		t.Fatalf("%d BOTS keys written for %d bots and one Nats-Msg-Id", docs, len(created))
 	}
 }

@@ -23,6 +23,21 @@ type claim struct {
 	rev uint64
 }
 
+// Request is one bot to create: its project, its validated spec and, over
+// NATS, the request's Nats-Msg-Id.
+type Request struct {
+	Project string
+	Spec    botrequest.Spec
+	MsgID   string
+}
+
+// Created is a Request's outcome: the bot's document, or why it was not
+// created.
+type Created struct {
+	Doc *botdoc.Doc
+	Err error
+}
+
 // Create creates a bot: it claims the Nats-Msg-Id (msgID, NATS only) and
 // deduplication_key indexes, writes the document with a KV Create, and
 // publishes the join job — immediate on usher.jobs.<platform>, or scheduled
@@ -31,57 +46,205 @@ type claim struct {
 // cannot be published everything is undone and the error wraps
 // ErrUnavailable: nothing half-created, nothing accepted and lost.
 func (s *Service) Create(ctx context.Context, project string, spec botrequest.Spec, msgID string) (*botdoc.Doc, error) {
-	start := time.Now()
-	now := s.cfg.Now()
-	doc := botdoc.New(spec, project, ids.NewBotID(now), now, s.cfg.JoinDeadline)
+	out := s.CreateMany(ctx, []Request{{Project: project, Spec: spec, MsgID: msgID}})
+	return out[0].Doc, out[0].Err
+}
 
-	var claims []claim
-	if msgID != "" {
-		key := botdoc.MsgIDIndexKey(project, msgID)
+// creation is one bot of CreateMany on its way.
+type creation struct {
+	doc    *botdoc.Doc
+	data   []byte
+	claims []claim
+	rev    uint64
+	err    error
+	start  time.Time
+}
+
+// CreateMany creates bots as Create does, each with its own outcome, in
+// the same order. The documents of all of them are written at once, then
+// all their jobs: a round trip per batch instead of two per bot, which is
+// most of what a create costs. A write that fails is retried, or undone,
+// for its own bot exactly as Create would.
+func (s *Service) CreateMany(ctx context.Context, reqs []Request) []Created {
+	cs := make([]*creation, len(reqs))
+	for i, r := range reqs {
+		cs[i] = s.prepare(ctx, r)
+	}
+	s.storeDocs(ctx, cs)
+	for _, c := range cs {
+		if c.err == nil && s.cfg.OnCreated != nil {
+			// Before the job exists, so before any event of the bot.
+			s.cfg.OnCreated(c.doc, c.rev)
+		}
+	}
+	s.publishJobs(ctx, cs)
+	out := make([]Created, len(cs))
+	for i, c := range cs {
+		if c.err != nil {
+			out[i].Err = c.err
+			continue
+		}
+		out[i].Doc = c.doc
+		s.metrics.create.Observe(time.Since(c.start).Seconds())
+	}
+	return out
+}
+
+// prepare makes a bot's document and claims its indexes.
+func (s *Service) prepare(ctx context.Context, r Request) *creation {
+	now := s.cfg.Now()
+	c := &creation{start: time.Now(), doc: botdoc.New(r.Spec, r.Project, ids.NewBotID(now), now, s.cfg.JoinDeadline)}
+	doc := c.doc
+	if r.MsgID != "" {
+		key := botdoc.MsgIDIndexKey(r.Project, r.MsgID)
 		// A Nats-Msg-Id names one request forever: whatever became of its bot.
-		rev, err := s.claimRetrying(ctx, project, key, doc.ID, DuplicateMsgID, func(*botdoc.Doc) bool { return true })
+		rev, err := s.claimRetrying(ctx, r.Project, key, doc.ID, DuplicateMsgID, func(*botdoc.Doc) bool { return true })
 		if err != nil {
-			return nil, err
+			c.err = err
+			return c
 		}
 		doc.MsgIDKey = key
-		claims = append(claims, claim{key, rev})
+		c.claims = append(c.claims, claim{key, rev})
 	}
 	if doc.DedupKey != "" {
 		// A deduplication key is free again once its bot is finished.
-		rev, err := s.claimRetrying(ctx, project, doc.DedupKey, doc.ID, DuplicateDedupKey, func(d *botdoc.Doc) bool { return !d.State.Terminal() })
+		rev, err := s.claimRetrying(ctx, r.Project, doc.DedupKey, doc.ID, DuplicateDedupKey, func(d *botdoc.Doc) bool { return !d.State.Terminal() })
 		if err != nil {
-			s.rollback(ctx, undo{doc: doc, claims: claims})
-			return nil, err
+			s.rollback(ctx, undo{doc: doc, claims: c.claims})
+			c.err = err
+			return c
 		}
-		claims = append(claims, claim{doc.DedupKey, rev})
+		c.claims = append(c.claims, claim{doc.DedupKey, rev})
 	}
+	var err error
+	if c.data, err = doc.Marshal(); err != nil {
+		s.rollback(ctx, undo{doc: doc, claims: c.claims})
+		c.err = err
+	}
+	return c
+}
 
-	data, err := doc.Marshal()
-	if err != nil {
-		s.rollback(ctx, undo{doc: doc, claims: claims})
-		return nil, err
-	}
-	var rev uint64
-	err = s.retry(ctx, doc.ID, notSent, func(ctx context.Context) error {
-		var err error
-		rev, err = s.kv.Create(ctx, doc.Key(), data)
-		return err
+// storeDocs writes the documents with a KV Create each (the key's first
+// revision), all sent before any is awaited. A write the burst could not
+// make is made again the careful way: kv.Create, retried while it surely
+// did not happen; a failure then undoes the bot.
+func (s *Service) storeDocs(ctx context.Context, cs []*creation) {
+	burst := s.burst(ctx, cs, func(c *creation) (*nats.Msg, []jetstream.PublishOpt) {
+		msg := &nats.Msg{Subject: topology.BotsKeyPrefix + c.doc.Key(), Data: c.data}
+		return msg, []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(0)}
 	})
-	if err != nil {
-		// A timeout may hide a write that landed: delete the key to be sure.
-		s.rollback(ctx, undo{doc: doc, docWritten: !notSent(err), claims: claims})
-		return nil, unavailable(fmt.Sprintf("store bot %s", doc.ID), err)
+	for i, c := range cs {
+		if c.err != nil {
+			continue
+		}
+		if burst[i].err == nil {
+			c.rev = burst[i].seq
+			continue
+		}
+		if !notSent(burst[i].err) && !wrongLastSequence(burst[i].err) {
+			// A timeout may hide a write that landed: delete the key to be sure.
+			s.rollback(ctx, undo{doc: c.doc, docWritten: true, claims: c.claims})
+			c.err = unavailable(fmt.Sprintf("store bot %s", c.doc.ID), burst[i].err)
+			continue
+		}
+		err := s.retry(ctx, c.doc.ID, notSent, func(ctx context.Context) error {
+			var err error
+			c.rev, err = s.kv.Create(ctx, c.doc.Key(), c.data)
+			return err
+		})
+		if err != nil {
+			s.rollback(ctx, undo{doc: c.doc, docWritten: !notSent(err), claims: c.claims})
+			c.err = unavailable(fmt.Sprintf("store bot %s", c.doc.ID), err)
+		}
 	}
-	if s.cfg.OnCreated != nil {
-		// Before the job exists, so before any event of the bot.
-		s.cfg.OnCreated(doc, rev)
+}
+
+// publishJobs publishes the join jobs, all sent before any is awaited; a
+// job the burst could not publish is published the careful way
+// (publishJob), and a failure then undoes its bot.
+func (s *Service) publishJobs(ctx context.Context, cs []*creation) {
+	burst := s.burst(ctx, cs, func(c *creation) (*nats.Msg, []jetstream.PublishOpt) {
+		msg, opts, err := jobMessage(c.doc)
+		if err != nil {
+			return nil, nil
+		}
+		return msg, opts
+	})
+	for i, c := range cs {
+		if c.err != nil {
+			continue
+		}
+		err := burst[i].err
+		if err != nil && jobRetryable(err) {
+			err = s.publishJob(ctx, c.doc)
+		}
+		if err != nil {
+			s.rollback(ctx, undo{doc: c.doc, docWritten: true, claims: c.claims, jobMaybeQueued: !definite(err) && !notSent(err)})
+			c.err = unavailable(fmt.Sprintf("publish job of bot %s", c.doc.ID), err)
+			continue
+		}
+		s.metrics.jobs.WithLabelValues(jobKind(c.doc)).Inc()
 	}
-	if err := s.publishJob(ctx, doc); err != nil {
-		s.rollback(ctx, undo{doc: doc, docWritten: true, claims: claims, jobMaybeQueued: !definite(err) && !notSent(err)})
-		return nil, unavailable(fmt.Sprintf("publish job of bot %s", doc.ID), err)
+}
+
+// written is one write of a burst: the stored message's sequence, or why
+// it was not stored.
+type written struct {
+	seq uint64
+	err error
+}
+
+// errNotBurst marks a write the burst did not attempt (it could not be
+// encoded): surely not sent, so it is made the careful way, which says why.
+var errNotBurst = errors.New("not sent in the burst")
+
+// burst publishes one message for each creation still going, every one
+// before awaiting any, and returns what became of each (indexed like cs).
+// Each is bounded by PublishAttemptTimeout, like one attempt of retry.
+func (s *Service) burst(ctx context.Context, cs []*creation, msg func(*creation) (*nats.Msg, []jetstream.PublishOpt)) []written {
+	out := make([]written, len(cs))
+	futs := make([]jetstream.PubAckFuture, len(cs))
+	for i, c := range cs {
+		if c.err != nil {
+			continue
+		}
+		m, opts := msg(c)
+		if m == nil {
+			out[i].err = errNotBurst
+			continue
+		}
+		futs[i], out[i].err = s.js.PublishMsgAsync(m, opts...)
 	}
-	s.metrics.create.Observe(time.Since(start).Seconds())
-	return doc, nil
+	timeout := time.NewTimer(s.cfg.PublishAttemptTimeout)
+	defer timeout.Stop()
+	late := false
+	for i, f := range futs {
+		if f == nil {
+			continue
+		}
+		if late {
+			select {
+			case ack := <-f.Ok():
+				out[i].seq = ack.Sequence
+			case err := <-f.Err():
+				out[i].err = err
+			default:
+				out[i].err = context.DeadlineExceeded
+			}
+			continue
+		}
+		select {
+		case ack := <-f.Ok():
+			out[i].seq = ack.Sequence
+		case err := <-f.Err():
+			out[i].err = err
+		case <-ctx.Done():
+			out[i].err, late = ctx.Err(), true
+		case <-timeout.C:
+			out[i].err, late = context.DeadlineExceeded, true
+		}
+	}
+	return out
 }
 
 // claimRetrying is claim, retried while the connection is re-establishing.
@@ -122,12 +285,12 @@ func (s *Service) claim(ctx context.Context, project, key, botID string, kind Du
 	return rev, nil
 }
 
-// publishJob publishes the bot's join job, retrying a transient failure with
-// the same Nats-Msg-Id (so a retry of a publish that landed is a no-op).
-func (s *Service) publishJob(ctx context.Context, doc *botdoc.Doc) error {
+// jobMessage is the bot's join job and its publish options: immediate on
+// usher.jobs.<platform>, or scheduled on usher.schedules.<bot_id>.
+func jobMessage(doc *botdoc.Doc) (*nats.Msg, []jetstream.PublishOpt, error) {
 	data, err := proto.Marshal(doc.Job())
 	if err != nil {
-		return fmt.Errorf("encode job: %w", err)
+		return nil, nil, fmt.Errorf("encode job: %w", err)
 	}
 	platform := doc.PlatformEnum()
 	msg := &nats.Msg{
@@ -139,26 +302,40 @@ func (s *Service) publishJob(ctx context.Context, doc *botdoc.Doc) error {
 		jetstream.WithMsgID(topology.JobMsgID(doc.ID)),
 		jetstream.WithExpectStream(topology.StreamJobs),
 	}
-	kind := kindImmediate
 	if doc.JoinAt != nil {
-		kind = kindScheduled
 		msg.Subject = topology.ScheduleSubject(doc.ID)
 		opts = append(opts,
 			// @at has second resolution: rounding down would fire early.
 			jetstream.WithScheduleAt(CeilSecond(*doc.JoinAt)),
 			jetstream.WithScheduleTarget(topology.JobSubject(platform)))
 	}
-	// A timeout may hide a stored job: retrying with the same Nats-Msg-Id is
-	// safe, JetStream drops the copy.
-	err = s.retry(ctx, doc.ID, func(err error) bool { return notSent(err) || !definite(err) }, func(ctx context.Context) error {
-		_, err := s.js.PublishMsg(ctx, msg, opts...)
-		return err
-	})
+	return msg, opts, nil
+}
+
+func jobKind(doc *botdoc.Doc) string {
+	if doc.JoinAt != nil {
+		return kindScheduled
+	}
+	return kindImmediate
+}
+
+// jobRetryable: a job publish that surely did not happen, or may have, is
+// retried with the same Nats-Msg-Id (JetStream drops a copy).
+func jobRetryable(err error) bool { return notSent(err) || !definite(err) }
+
+// publishJob publishes the bot's join job, retrying a transient failure with
+// the same Nats-Msg-Id (so a retry of a publish that landed is a no-op).
+func (s *Service) publishJob(ctx context.Context, doc *botdoc.Doc) error {
+	msg, opts, err := jobMessage(doc)
 	if err != nil {
 		return err
 	}
-	s.metrics.jobs.WithLabelValues(kind).Inc()
-	return nil
+	// A timeout may hide a stored job: retrying with the same Nats-Msg-Id is
+	// safe, JetStream drops the copy.
+	return s.retry(ctx, doc.ID, jobRetryable, func(ctx context.Context) error {
+		_, err := s.js.PublishMsg(ctx, msg, opts...)
+		return err
+	})
 }
 
 // retry runs op (each attempt bounded by PublishAttemptTimeout) until it
@@ -189,10 +366,19 @@ func (s *Service) retry(ctx context.Context, botID string, retryable func(error)
 }
 
 // notSent reports whether a write failed before it left the process (the
-// connection is re-establishing), so it surely did not happen.
+// connection is re-establishing, or too many writes wait for their acks),
+// so it surely did not happen.
 func notSent(err error) bool {
 	return errors.Is(err, nats.ErrReconnectBufExceeded) || errors.Is(err, nats.ErrConnectionReconnecting) ||
-		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse)
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
+		errors.Is(err, jetstream.ErrTooManyStalledMsgs) || errors.Is(err, errNotBurst)
+}
+
+// wrongLastSequence: a compare-and-set write found the subject moved on (a
+// KV Create over a deleted key's marker: kv.Create knows what to do).
+func wrongLastSequence(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }
 
 // CeilSecond rounds t up to the next whole second.

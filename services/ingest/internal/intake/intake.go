@@ -5,7 +5,10 @@
 // Usher-Status header (protobuf CreateBotReply, or the HTTP API's JSON body),
 // and every refused request is also published as a Rejection on
 // usher.rejections.<project> for fire-and-forget publishers. Requests are
-// handled concurrently by a bounded pool.
+// handled by a bounded pool of workers, each taking every request waiting
+// (up to MaxBatch) at once: the bots of a batch are created together
+// (bots.Service.CreateMany), a round trip to JetStream per batch rather
+// than per request.
 //
 // Authentication over NATS is the NATS server's: in production each
 // upstream's NATS user may publish only on its own usher.requests.<project>
@@ -29,8 +32,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/usherhq/usher/services/ingest/internal/answer"
-	"github.com/usherhq/usher/services/ingest/internal/botdoc"
 	"github.com/usherhq/usher/services/ingest/internal/botrequest"
+	"github.com/usherhq/usher/services/ingest/internal/bots"
 	"github.com/usherhq/usher/shared/topology"
 )
 
@@ -43,7 +46,7 @@ const InvalidProject = "_invalid"
 
 // creator creates bots.
 type creator interface {
-	Create(ctx context.Context, project string, spec botrequest.Spec, msgID string) (*botdoc.Doc, error)
+	CreateMany(ctx context.Context, reqs []bots.Request) []bots.Created
 }
 
 // limiter is the per-project create budget shared with the HTTP API.
@@ -53,8 +56,10 @@ type limiter interface {
 
 // Config of the intake.
 type Config struct {
-	// Workers is how many requests are handled at once.
+	// Workers is how many batches of requests are handled at once.
 	Workers int
+	// MaxBatch is the most requests a worker takes at once. Default 64.
+	MaxBatch int
 	// MaxBodyBytes bounds a request.
 	MaxBodyBytes int64
 	// RequestTimeout bounds the work behind one request.
@@ -107,7 +112,10 @@ func (in *Intake) Started() <-chan struct{} { return in.started }
 // Run serves requests until ctx is done, then stops taking new ones
 // (draining the subscription), finishes those accepted, and returns.
 func (in *Intake) Run(ctx context.Context) error {
-	work := make(chan *nats.Msg, in.cfg.Workers)
+	if in.cfg.MaxBatch < 1 {
+		in.cfg.MaxBatch = 64
+	}
+	work := make(chan *nats.Msg, in.cfg.Workers*in.cfg.MaxBatch)
 	quit := make(chan struct{})
 	sub, err := in.nc.QueueSubscribe(topology.RequestsPrefix+".>", QueueGroup, func(m *nats.Msg) {
 		select {
@@ -123,20 +131,22 @@ func (in *Intake) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for range in.cfg.Workers {
 		wg.Go(func() {
+			batch := make([]*nats.Msg, 0, in.cfg.MaxBatch)
 			for {
 				select {
 				case m := <-work:
-					in.handle(base, m)
+					in.handle(base, gather(append(batch[:0], m), work))
 				case <-quit:
 					for {
 						select {
 						case m := <-work:
-							in.handle(base, m)
+							in.handle(base, gather(append(batch[:0], m), work))
 						default:
 							return
 						}
 					}
 				}
+				clear(batch) // hold no request until the next batch
 			}
 		})
 	}
@@ -169,60 +179,104 @@ func (in *Intake) Run(ctx context.Context) error {
 	return nil
 }
 
-// handle answers one request.
-func (in *Intake) handle(ctx context.Context, m *nats.Msg) {
-	in.inFlight.Inc()
-	defer in.inFlight.Dec()
-	msgID := m.Header.Get(jetstream.MsgIDHeader)
-	jsonReq := isJSON(m.Header.Get(topology.HeaderContentType))
-	project, err := topology.ProjectFromRequestSubject(m.Subject)
-	var ans answer.Answer
-	if err != nil {
-		project = InvalidProject
-		ans = answer.Refused(&answer.SubjectError{Subject: m.Subject})
-	} else {
-		ans = in.create(ctx, project, m.Data, jsonReq, msgID)
+// gather adds to batch every request waiting in work, up to its capacity.
+func gather(batch []*nats.Msg, work <-chan *nats.Msg) []*nats.Msg {
+	for len(batch) < cap(batch) {
+		select {
+		case m := <-work:
+			batch = append(batch, m)
+		default:
+			return batch
+		}
 	}
-	in.answers.Record(answer.SourceNATS, ans)
-	// The Rejection is stored before the reply goes out, so a requester that
-	// reads usher.rejections.<project> after its reply finds it.
-	if ans.Reason != "" {
-		in.reject(ctx, project, m.Subject, msgID, ans)
-	}
-	in.reply(m, ans, jsonReq)
+	return batch
 }
 
-func (in *Intake) create(ctx context.Context, project string, data []byte, jsonReq bool, msgID string) answer.Answer {
+// request is one request of a batch on its way to its answer.
+type request struct {
+	m       *nats.Msg
+	project string
+	msgID   string
+	jsonReq bool
+	ans     answer.Answer
+	create  int // index in the batch's creates, or -1
+}
+
+// handle answers a batch of requests: each is checked on its own, the bots
+// of those that pass are created together, then each gets its answer.
+func (in *Intake) handle(ctx context.Context, ms []*nats.Msg) {
+	in.inFlight.Add(float64(len(ms)))
+	defer in.inFlight.Sub(float64(len(ms)))
+	reqs := make([]request, len(ms))
+	var creates []bots.Request
+	for i, m := range ms {
+		r := &reqs[i]
+		r.m, r.create = m, -1
+		r.msgID = m.Header.Get(jetstream.MsgIDHeader)
+		r.jsonReq = isJSON(m.Header.Get(topology.HeaderContentType))
+		project, err := topology.ProjectFromRequestSubject(m.Subject)
+		if err != nil {
+			r.project = InvalidProject
+			r.ans = answer.Refused(&answer.SubjectError{Subject: m.Subject})
+			continue
+		}
+		r.project = project
+		spec, err := in.check(project, m.Data, r.jsonReq)
+		if err != nil {
+			r.ans = answer.Refused(err)
+			continue
+		}
+		r.create = len(creates)
+		creates = append(creates, bots.Request{Project: project, Spec: spec, MsgID: r.msgID})
+	}
+	if len(creates) > 0 {
+		cctx, cancel := context.WithTimeout(ctx, in.cfg.RequestTimeout)
+		created := in.svc.CreateMany(cctx, creates)
+		cancel()
+		for i := range reqs {
+			if r := &reqs[i]; r.create >= 0 {
+				r.ans = in.answer(r.project, created[r.create])
+			}
+		}
+	}
+	for i := range reqs {
+		r := &reqs[i]
+		in.answers.Record(answer.SourceNATS, r.ans)
+		// The Rejection is stored before the reply goes out, so a requester
+		// that reads usher.rejections.<project> after its reply finds it.
+		if r.ans.Reason != "" {
+			in.reject(ctx, r.project, r.m.Subject, r.msgID, r.ans)
+		}
+		in.reply(r.m, r.ans, r.jsonReq)
+	}
+}
+
+// check refuses a request that cannot become a bot, and returns the
+// validated spec of one that can.
+func (in *Intake) check(project string, data []byte, jsonReq bool) (botrequest.Spec, error) {
 	if int64(len(data)) > in.cfg.MaxBodyBytes {
-		return answer.Refused(&answer.TooLargeError{Limit: in.cfg.MaxBodyBytes})
+		return botrequest.Spec{}, &answer.TooLargeError{Limit: in.cfg.MaxBodyBytes}
 	}
 	if err := in.limiter.Allow(project); err != nil {
-		return answer.Refused(err)
+		return botrequest.Spec{}, err
 	}
-	var (
-		spec botrequest.Spec
-		err  error
-	)
 	if jsonReq {
-		spec, err = in.validator.FromJSON(data)
-	} else {
-		spec, err = in.validator.DecodeProto(data)
+		return in.validator.FromJSON(data)
 	}
-	if err != nil {
-		return answer.Refused(err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, in.cfg.RequestTimeout)
-	defer cancel()
-	doc, err := in.svc.Create(ctx, project, spec, msgID)
-	if err != nil {
-		ans := answer.Refused(err)
+	return in.validator.DecodeProto(data)
+}
+
+// answer is a create's answer.
+func (in *Intake) answer(project string, c bots.Created) answer.Answer {
+	if c.Err != nil {
+		ans := answer.Refused(c.Err)
 		if ans.Status >= http.StatusInternalServerError {
-			in.log.Error("create bot", "project", project, "error", err)
+			in.log.Error("create bot", "project", project, "error", c.Err)
 		}
 		return ans
 	}
-	in.log.Debug("bot created", "project", project, "bot_id", doc.ID, "platform", doc.Platform, "state", doc.State)
-	return answer.Created(doc)
+	in.log.Debug("bot created", "project", project, "bot_id", c.Doc.ID, "platform", c.Doc.Platform, "state", c.Doc.State)
+	return answer.Created(c.Doc)
 }
 
 // reply answers on the request's reply subject, if it has one.
