@@ -96,11 +96,70 @@ type Change struct {
 // ErrConflict when cur is no longer the bot's last event, and
 // ErrIllegalTransition when the change is not a legal transition from cur.State.
 func (s *Store) Publish(ctx context.Context, cur Cursor, ch Change) (Cursor, *usherv1.BotEvent, error) {
+	msg, opts, ev, err := s.message(cur, ch)
+	if err != nil {
+		return cur, nil, err
+	}
+	ack, err := s.js.PublishMsg(ctx, msg, opts...)
+	return s.settle(ctx, cur, ch, ev, ack, err)
+}
+
+// Append is a change to publish after Cur.
+type Append struct {
+	Cur    Cursor
+	Change Change
+}
+
+// Appended is what became of an Append: what Publish returns.
+type Appended struct {
+	Cur   Cursor
+	Event *usherv1.BotEvent
+	Err   error
+}
+
+// PublishMany publishes the changes of different bots, each as Publish
+// does, every one sent before any is awaited: one round trip for all.
+// Outcomes are in the order of apps.
+func (s *Store) PublishMany(ctx context.Context, apps []Append) []Appended {
+	out := make([]Appended, len(apps))
+	futs := make([]jetstream.PubAckFuture, len(apps))
+	evs := make([]*usherv1.BotEvent, len(apps))
+	for i, a := range apps {
+		msg, opts, ev, err := s.message(a.Cur, a.Change)
+		if err == nil {
+			futs[i], err = s.js.PublishMsgAsync(msg, opts...)
+		}
+		if err != nil {
+			out[i] = Appended{Cur: a.Cur, Err: fmt.Errorf("publish event %d of bot %s: %w", a.Cur.Seq+1, a.Cur.BotID, err)}
+			continue
+		}
+		evs[i] = ev
+	}
+	for i, f := range futs {
+		if f == nil {
+			continue
+		}
+		var ack *jetstream.PubAck
+		var err error
+		select {
+		case ack = <-f.Ok():
+		case err = <-f.Err():
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		cur, ev, err := s.settle(ctx, apps[i].Cur, apps[i].Change, evs[i], ack, err)
+		out[i] = Appended{Cur: cur, Event: ev, Err: err}
+	}
+	return out
+}
+
+// message is the event that appends ch after cur, and how to publish it.
+func (s *Store) message(cur Cursor, ch Change) (*nats.Msg, []jetstream.PublishOpt, *usherv1.BotEvent, error) {
 	if !botstate.CanTransition(cur.State, ch.To) {
-		return cur, nil, fmt.Errorf("%w: %s → %s for bot %s", ErrIllegalTransition, cur.State, ch.To, cur.BotID)
+		return nil, nil, nil, fmt.Errorf("%w: %s → %s for bot %s", ErrIllegalTransition, cur.State, ch.To, cur.BotID)
 	}
 	if !botstate.KnownSubCode(ch.SubCode) {
-		return cur, nil, fmt.Errorf("unknown sub_code %q", ch.SubCode)
+		return nil, nil, nil, fmt.Errorf("unknown sub_code %q", ch.SubCode)
 	}
 	at := ch.At
 	if at.IsZero() {
@@ -119,17 +178,22 @@ func (s *Store) Publish(ctx context.Context, cur Cursor, ch Change) (Cursor, *us
 	}
 	data, err := proto.Marshal(ev)
 	if err != nil {
-		return cur, nil, fmt.Errorf("encode event: %w", err)
+		return nil, nil, nil, fmt.Errorf("encode event: %w", err)
 	}
 	msg := &nats.Msg{
 		Subject: topology.EventSubject(cur.Project, cur.BotID),
 		Data:    data,
 		Header:  nats.Header{topology.HeaderContentType: []string{topology.ContentTypeProtobuf}},
 	}
-	ack, err := s.js.PublishMsg(ctx, msg,
+	return msg, []jetstream.PublishOpt{
 		jetstream.WithMsgID(topology.EventMsgID(cur.BotID, ev.Seq)),
 		jetstream.WithExpectStream(s.stream),
-		jetstream.WithExpectLastSequencePerSubject(cur.StreamSeq))
+		jetstream.WithExpectLastSequencePerSubject(cur.StreamSeq),
+	}, ev, nil
+}
+
+// settle turns a publish's acknowledgement (or error) into Publish's result.
+func (s *Store) settle(ctx context.Context, cur Cursor, ch Change, ev *usherv1.BotEvent, ack *jetstream.PubAck, err error) (Cursor, *usherv1.BotEvent, error) {
 	if err != nil {
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||

@@ -47,3 +47,45 @@ func TestPublishOrdersEventsAndRefusesStaleWriters(t *testing.T) {
 		t.Fatalf("Last = %+v, %v; want %+v", last, err, cur)
 	}
 }
+
+// TestPublishManyGivesEachChangeItsOwnOutcome: one burst holds a first
+// event, a stale writer's, an illegal one and a later event of a bot; each
+// gets what Publish would have given it.
+func TestPublishManyGivesEachChangeItsOwnOutcome(t *testing.T) {
+	t.Parallel()
+	srv := natstest.New(t)
+	store := botevents.New(srv.JetStream(), srv.Topology().Events)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	fresh := func(id string) botevents.Cursor {
+		return botevents.Cursor{Project: "acme", BotID: id, State: botstate.Ready}
+	}
+	b2, _, err := store.Publish(ctx, fresh("bot_0000000000000002"), botevents.Change{To: botstate.Joining})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := store.PublishMany(ctx, []botevents.Append{
+		{Cur: fresh("bot_0000000000000001"), Change: botevents.Change{To: botstate.Joining}},
+		{Cur: fresh("bot_0000000000000002"), Change: botevents.Change{To: botstate.Joining}}, // stale: 2 has an event
+		{Cur: fresh("bot_0000000000000003"), Change: botevents.Change{To: botstate.Ready}},   // illegal
+		{Cur: b2, Change: botevents.Change{To: botstate.Joined}},
+	})
+	if out[0].Err != nil || out[0].Cur.Seq != 1 || out[0].Cur.State != botstate.Joining || out[0].Event.GetSeq() != 1 {
+		t.Fatalf("first event: %+v", out[0])
+	}
+	if !errors.Is(out[1].Err, botevents.ErrConflict) || out[1].Cur != fresh("bot_0000000000000002") {
+		t.Fatalf("stale writer: %+v, want ErrConflict and its cursor back", out[1])
+	}
+	if !errors.Is(out[2].Err, botevents.ErrIllegalTransition) {
+		t.Fatalf("ready → ready: %+v, want ErrIllegalTransition", out[2])
+	}
+	if out[3].Err != nil || out[3].Cur.Seq != 2 || out[3].Cur.State != botstate.Joined {
+		t.Fatalf("second event of bot 2: %+v", out[3])
+	}
+	for i, id := range []string{"bot_0000000000000001", "bot_0000000000000002"} {
+		last, err := store.Last(ctx, "acme", id, botstate.Ready)
+		if err != nil || last != out[[]int{0, 3}[i]].Cur {
+			t.Fatalf("Last(%s) = %+v, %v", id, last, err)
+		}
+	}
+}

@@ -185,9 +185,30 @@ func (r *Runtime) fetchLoop(ctx, base context.Context) {
 					msgs = nil
 					continue
 				}
-				used++
-				r.met.busy.Inc()
-				r.serving.Go(func() { r.serve(base, msg) })
+				// Every job that came with this one is claimed with it.
+				got := []jetstream.Msg{msg}
+				for more := true; more && len(got) < n-used; {
+					select {
+					case m, ok := <-msgs:
+						if !ok {
+							msgs, more = nil, false
+							continue
+						}
+						got = append(got, m)
+					default:
+						more = false
+					}
+				}
+				used += len(got)
+				r.met.busy.Add(float64(len(got)))
+				ds := make([]*delivery, len(got))
+				for i, m := range got {
+					ds[i] = r.admit(base, m)
+				}
+				r.claimMany(base, ds)
+				for _, d := range ds {
+					r.serving.Go(func() { r.serve(base, d) })
+				}
 			case <-done:
 				// The pull request lives on until it expires; jobs it still
 				// brings are handed back by serve.

@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	usherv1 "github.com/usherhq/usher/proto/gen/usher/v1"
@@ -16,38 +17,136 @@ import (
 	"github.com/usherhq/usher/shared/topology"
 )
 
-// serve takes one delivered job through its whole life in this worker. It
-// owns one slot, given back on return.
-func (r *Runtime) serve(base context.Context, msg jetstream.Msg) {
-	defer r.slots.release(1)
-	defer r.met.busy.Dec()
-	md, err := msg.Metadata()
-	if err != nil {
-		r.log.Error("job without jetstream metadata terminated", "error", err)
-		_ = msg.TermWithReason(botstate.SubInvalidJob)
-		return
+// delivery is a delivered job on its way into this worker: read and
+// registered by admit (no I/O), maybe claimed and started by claimMany
+// together with the other jobs of its batch, then served by serve.
+type delivery struct {
+	msg     jetstream.Msg
+	md      *jetstream.MsgMetadata
+	err     error // no JetStream metadata
+	invalid error // the job does not decode or validate
+	idents  JobIDs
+	b       *Bot
+	ctx     context.Context // the bot's, cancelled when serve returns
+	cancel  context.CancelCauseFunc
+	reg     registration
+
+	// Set by claimMany.
+	claimed  bool  // the lease was acquired (claimErr says how it went)
+	claimErr error //
+	sub      *nats.Subscription
+	started  bool  // joining published as the bot's first event
+	startErr error // the first event failed (errNotFirst: the bot had events)
+}
+
+// admit reads a delivered job and registers its bot.
+func (r *Runtime) admit(base context.Context, msg jetstream.Msg) *delivery {
+	d := &delivery{msg: msg}
+	if d.md, d.err = msg.Metadata(); d.err != nil {
+		return d
 	}
 	job, idents, err := DecodeJob(msg.Data())
 	if err != nil {
-		r.rejectInvalid(base, msg, md, idents, err)
-		return
+		d.invalid, d.idents = err, idents
+		return d
 	}
 	b := &Bot{
 		rt:       r,
 		job:      job,
 		msg:      msg,
-		delivery: md.NumDelivered,
-		last:     r.maxDeliver > 0 && md.NumDelivered >= r.maxDeliver,
+		delivery: d.md.NumDelivered,
+		last:     r.maxDeliver > 0 && d.md.NumDelivered >= r.maxDeliver,
 		leave:    make(chan struct{}),
 		onLeave:  make(map[int]func()),
 		log:      r.log.With("bot_id", job.GetBotId(), "project", job.GetProject()),
 		cur:      botevents.Cursor{Project: job.GetProject(), BotID: job.GetBotId(), State: initialState(job)},
 	}
-	botCtx, cancel := context.WithCancelCause(base)
-	defer cancel(nil)
-	b.cancel = cancel
+	d.b = b
+	d.ctx, d.cancel = context.WithCancelCause(base)
+	b.cancel = d.cancel
+	d.reg = r.register(b)
+	return d
+}
 
-	switch r.register(b) {
+// claimMany claims the first deliveries of a batch together: their leases
+// in one burst, then (control subscriptions first) their joining events in
+// another. A bot the bursts could not claim or start is left to serve,
+// which does it the careful way, one bot at a time.
+func (r *Runtime) claimMany(base context.Context, ds []*delivery) {
+	var wants []lease.Want
+	var firsts []*delivery
+	for _, d := range ds {
+		if d.b != nil && d.reg == registered && d.md.NumDelivered == 1 {
+			wants = append(wants, lease.Want{BotID: d.b.job.GetBotId(), OnLost: d.b.onLeaseLost})
+			firsts = append(firsts, d)
+		}
+	}
+	if len(wants) == 0 {
+		return
+	}
+	ctx, cancel := r.opCtx(base)
+	defer cancel()
+	var apps []botevents.Append
+	var starting []*delivery
+	for i, got := range r.leases.AcquireMany(ctx, wants) {
+		d := firsts[i]
+		d.claimed, d.claimErr = true, got.Err
+		if got.Err != nil {
+			continue
+		}
+		b := d.b
+		b.lease = got.Lease
+		r.observeClaim(d.md)
+		if got.Lease.TakenOver() {
+			continue
+		}
+		sub, err := r.subscribeControl(b)
+		if err != nil {
+			continue
+		}
+		d.sub = sub
+		b.mu.Lock() // until its first event is settled, like start
+		if b.usableLocked() != nil || b.leaveAsked || pastDeadline(b.job, 0) {
+			b.mu.Unlock()
+			continue
+		}
+		apps = append(apps, botevents.Append{Cur: b.cur, Change: botevents.Change{To: botstate.Joining, BotMetadata: b.job.GetMetadata()}})
+		starting = append(starting, d)
+	}
+	for i, res := range r.events.PublishMany(ctx, apps) {
+		d := starting[i]
+		b := d.b
+		switch {
+		case res.Err == nil:
+			b.cur, b.sub = res.Cur, ""
+			d.started = true
+			r.met.events.WithLabelValues(string(botstate.Joining)).Inc()
+		case errors.Is(res.Err, botevents.ErrConflict):
+			d.startErr = errNotFirst
+		default:
+			d.startErr = res.Err
+		}
+		b.mu.Unlock()
+	}
+}
+
+// serve takes one delivered job through its whole life in this worker. It
+// owns one slot, given back on return.
+func (r *Runtime) serve(base context.Context, d *delivery) {
+	defer r.slots.release(1)
+	defer r.met.busy.Dec()
+	switch {
+	case d.err != nil:
+		r.log.Error("job without jetstream metadata terminated", "error", d.err)
+		_ = d.msg.TermWithReason(botstate.SubInvalidJob)
+		return
+	case d.invalid != nil:
+		r.rejectInvalid(base, d.msg, d.md, d.idents, d.invalid)
+		return
+	}
+	b := d.b
+	defer d.cancel(nil)
+	switch d.reg {
 	case regDraining:
 		r.handBack(base, b)
 		return
@@ -57,7 +156,11 @@ func (r *Runtime) serve(base context.Context, msg jetstream.Msg) {
 	}
 	defer r.unregister(b)
 
-	if !r.claim(base, b, md) {
+	if d.claimed {
+		if !r.claimed(base, b, d.md, b.lease, d.claimErr) {
+			return
+		}
+	} else if !r.claim(base, b, d.md) {
 		return
 	}
 	defer r.releaseLease(base, b)
@@ -67,19 +170,31 @@ func (r *Runtime) serve(base context.Context, msg jetstream.Msg) {
 	// botevents' compare-and-set (expected last sequence 0) refuses it if
 	// anyone wrote first. Only then, or for any other delivery, is the
 	// bot's last event read before deciding.
-	optimistic := md.NumDelivered == 1 && !b.lease.TakenOver()
+	optimistic := d.md.NumDelivered == 1 && !b.lease.TakenOver()
 	if !optimistic && !r.resume(base, b) {
 		return
 	}
 
-	sub, err := r.subscribeControl(b)
-	if err != nil {
-		r.finish(base, b, fmt.Errorf("subscribe control: %w", err))
-		return
+	sub := d.sub
+	if sub == nil {
+		var err error
+		if sub, err = r.subscribeControl(b); err != nil {
+			r.finish(base, b, fmt.Errorf("subscribe control: %w", err))
+			return
+		}
 	}
 	defer func() { _ = sub.Unsubscribe() }()
 
-	run, err := r.start(base, b, optimistic)
+	var run bool
+	var err error
+	switch {
+	case d.started:
+		run = true
+	case d.startErr != nil:
+		err = d.startErr
+	default:
+		run, err = r.start(base, b, optimistic)
+	}
 	if errors.Is(err, errNotFirst) {
 		r.met.firstConflicts.Inc()
 		if !r.resume(base, b) {
@@ -88,7 +203,7 @@ func (r *Runtime) serve(base context.Context, msg jetstream.Msg) {
 		run, err = r.start(base, b, false)
 	}
 	if run {
-		err = r.handle(botCtx, b)
+		err = r.handle(d.ctx, b)
 	}
 	r.finish(base, b, err)
 }
@@ -139,6 +254,15 @@ func (r *Runtime) claim(base context.Context, b *Bot, md *jetstream.MsgMetadata)
 	ctx, cancel := r.opCtx(base)
 	defer cancel()
 	l, err := r.leases.Acquire(ctx, b.job.GetBotId(), b.onLeaseLost)
+	if err == nil {
+		r.observeClaim(md)
+	}
+	return r.claimed(base, b, md, l, err)
+}
+
+// claimed settles an attempt to take the bot's lease: false when the job
+// was dealt with (held elsewhere, or the lease could not be taken).
+func (r *Runtime) claimed(base context.Context, b *Bot, md *jetstream.MsgMetadata, l *lease.Lease, err error) bool {
 	if errors.Is(err, lease.ErrHeld) {
 		r.leaseHeld(base, b)
 		return false
@@ -148,14 +272,19 @@ func (r *Runtime) claim(base context.Context, b *Bot, md *jetstream.MsgMetadata)
 		return false
 	}
 	b.lease = l
-	if md.NumDelivered == 1 {
-		d := time.Since(md.Timestamp)
-		r.met.claim.Observe(d.Seconds())
-		if r.onClaim != nil {
-			r.onClaim(d)
-		}
-	}
 	return true
+}
+
+// observeClaim records the claim latency of a first delivery.
+func (r *Runtime) observeClaim(md *jetstream.MsgMetadata) {
+	if md.NumDelivered != 1 {
+		return
+	}
+	d := time.Since(md.Timestamp)
+	r.met.claim.Observe(d.Seconds())
+	if r.onClaim != nil {
+		r.onClaim(d)
+	}
 }
 
 // start moves the bot to joining (unless it already is) and reports whether

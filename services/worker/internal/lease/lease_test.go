@@ -177,3 +177,50 @@ func TestReleaseAfterUnseenRenewal(t *testing.T) {
 		t.Fatalf("after release: %v", err)
 	}
 }
+
+// TestAcquireManyIsAcquireForEachBot: one burst for a free bot, a bot
+// another worker holds, a bot another worker handed off and a bot whose
+// lease was released (its key deleted): each gets what Acquire gives.
+func TestAcquireManyIsAcquireForEachBot(t *testing.T) {
+	t.Parallel()
+	h := wt.New(t)
+	m1, _ := manager(t, h, "w1")
+	m2, _ := manager(t, h, "w2")
+	free, held, handed, released := ids.NewBotID(time.Now()), ids.NewBotID(time.Now()), ids.NewBotID(time.Now()), ids.NewBotID(time.Now())
+	if _, err := m1.Acquire(ctx(t), held, nil); err != nil {
+		t.Fatal(err)
+	}
+	l, err := m1.Acquire(ctx(t), handed, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.HandOff(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if l, err = m1.Acquire(ctx(t), released, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Release(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	got := m2.AcquireMany(ctx(t), []lease.Want{{BotID: free}, {BotID: held}, {BotID: handed}, {BotID: released}})
+	if got[0].Err != nil || got[0].Lease.BotID() != free || got[0].Lease.TakenOver() {
+		t.Fatalf("free bot: %+v", got[0])
+	}
+	if !errors.Is(got[1].Err, lease.ErrHeld) {
+		t.Fatalf("held bot: %+v, want ErrHeld", got[1])
+	}
+	if got[2].Err != nil || !got[2].Lease.TakenOver() {
+		t.Fatalf("handed-off bot: %+v, want taken over", got[2])
+	}
+	if got[3].Err != nil || got[3].Lease.TakenOver() {
+		t.Fatalf("released bot: %+v", got[3])
+	}
+	if n := m2.Held(); n != 3 {
+		t.Fatalf("w2 holds %d leases, want 3", n)
+	}
+	// The burst's leases are real: another worker cannot take them.
+	if _, err := m1.Acquire(ctx(t), free, nil); !errors.Is(err, lease.ErrHeld) {
+		t.Fatalf("acquire of a lease AcquireMany took: %v; want ErrHeld", err)
+	}
+}

@@ -133,12 +133,71 @@ func (m *Manager) Acquire(ctx context.Context, botID string, onLost func()) (*Le
 	if err != nil {
 		return nil, fmt.Errorf("acquire lease of bot %s: %w", botID, err)
 	}
+	return m.hold(botID, val, rev, takenOver, onLost), nil
+}
+
+// Want is a lease AcquireMany should take.
+type Want struct {
+	BotID  string
+	OnLost func()
+}
+
+// Got is what AcquireMany got for a Want: Acquire's results.
+type Got struct {
+	Lease *Lease
+	Err   error
+}
+
+// AcquireMany takes the leases of many bots, each as Acquire does: every
+// first write (a KV create) is sent before any is awaited, and a lease the
+// burst could not create — held, handed off, or the write failed — is
+// acquired again the careful way, by Acquire. Outcomes are in the order of
+// wants.
+func (m *Manager) AcquireMany(ctx context.Context, wants []Want) []Got {
+	out := make([]Got, len(wants))
+	vals := make([][]byte, len(wants))
+	futs := make([]jetstream.PubAckFuture, len(wants))
+	for i, w := range wants {
+		val, err := json.Marshal(Value{Worker: m.worker, Token: nuid.Next()})
+		if err != nil {
+			out[i].Err = fmt.Errorf("encode lease of bot %s: %w", w.BotID, err)
+			continue
+		}
+		vals[i] = val
+		msg := &nats.Msg{Subject: m.prefix + w.BotID, Data: val}
+		futs[i], _ = m.js.PublishMsgAsync(msg, jetstream.WithExpectLastSequencePerSubject(0))
+	}
+	for i, f := range futs {
+		if f == nil {
+			if out[i].Err == nil {
+				out[i].Lease, out[i].Err = m.Acquire(ctx, wants[i].BotID, wants[i].OnLost)
+			}
+			continue
+		}
+		var rev uint64
+		select {
+		case ack := <-f.Ok():
+			rev = ack.Sequence
+		case <-f.Err():
+		case <-ctx.Done():
+		}
+		if rev == 0 {
+			out[i].Lease, out[i].Err = m.Acquire(ctx, wants[i].BotID, wants[i].OnLost)
+			continue
+		}
+		out[i].Lease = m.hold(wants[i].BotID, vals[i], rev, false, wants[i].OnLost)
+	}
+	return out
+}
+
+// hold records a lease this worker now holds at rev.
+func (m *Manager) hold(botID string, val []byte, rev uint64, takenOver bool, onLost func()) *Lease {
 	l := &Lease{m: m, botID: botID, value: val, onLost: onLost, takenOver: takenOver, rev: rev, renewedAt: time.Now()}
 	m.mu.Lock()
 	m.held[l] = struct{}{}
 	m.mu.Unlock()
 	m.met.held.Inc()
-	return l, nil
+	return l
 }
 
 // takeOver takes a lease its holder handed off; any other live lease is ErrHeld.
