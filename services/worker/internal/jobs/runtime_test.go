@@ -517,3 +517,53 @@ func TestFirstDeliveryPublishesJoiningWithoutReadingUnlessIngestWroteFirst(t *te
 		t.Fatalf("first-event conflicts = %v; want 3 (the fresh bot needs no read)", got)
 	}
 }
+
+// TestJobsOfOneFetchAreClaimedTogether: jobs waiting before the worker
+// starts come in one fetch and are claimed in one batch (leases, then
+// first events): fresh bots join once each, a bot another worker holds is
+// delayed, and a bot ingest finished first is acked without joining.
+func TestJobsOfOneFetchAreClaimedTogether(t *testing.T) {
+	t.Parallel()
+	h := wt.New(t)
+	d := instant.New(instant.Config{})
+	store := botevents.New(h.JS, h.Topo.Events)
+	ctx := context.Background()
+	var fresh []*usherv1.JoinJob
+	for range 20 {
+		fresh = append(fresh, h.Job())
+	}
+	held, ended := h.Job(), h.Job()
+	if _, err := h.Topo.Leases.Create(ctx, held.GetBotId(), []byte(`{"worker":"other","token":"y"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := store.Publish(ctx, botevents.Cursor{Project: wt.Project, BotID: ended.GetBotId(), State: botstate.Ready},
+		botevents.Change{To: botstate.Ended, SubCode: botstate.SubUserRequested}); err != nil {
+		t.Fatal(err)
+	}
+	for _, job := range append(fresh, held, ended) {
+		h.Publish(job)
+	}
+	r := h.StartAttend(wt.Config(32), d)
+	for _, job := range fresh {
+		evs := h.WaitStates(job, "joining joined", 10*time.Second)
+		if evs[0].GetSeq() != 1 || evs[1].GetSeq() != 2 {
+			t.Fatalf("bot %s events %v", job.GetBotId(), evs)
+		}
+	}
+	wt.Eventually(t, 5*time.Second, "the held bot's job delayed and the ended bot's acked", func() bool {
+		return wt.Metric(t, r.Reg, "usher_worker_job_dispositions_total", map[string]string{"disposition": "lease_held"}) == 1 &&
+			h.JobsStored() == 1
+	})
+	if got := wt.States(h.Events(ended)); got != "ended/user_requested" {
+		t.Fatalf("bot ingest ended first: events %q", got)
+	}
+	if len(h.Events(held)) != 0 {
+		t.Fatal("the bot another worker holds has events")
+	}
+	if st := d.Stats(); st.Joins != len(fresh) || st.Attempts != len(fresh) || st.Doubles != 0 {
+		t.Fatalf("driver %+v; want %d joins, one per fresh bot", st, len(fresh))
+	}
+	if got := wt.Metric(t, r.Reg, "usher_worker_first_event_conflicts_total", nil); got != 1 {
+		t.Fatalf("first-event conflicts = %v; want 1 (the ended bot)", got)
+	}
+}
