@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -146,26 +145,11 @@ func (b *Bot) Joined(ctx context.Context) error {
 	b.acked.Store(true)
 	b.rt.met.disps.WithLabelValues(dispAcked).Inc()
 	b.rt.met.outcomes.WithLabelValues(string(botstate.Joined), subLabel("")).Inc()
-	if err := b.ackJob(ctx); err != nil {
-		// The event is out; a redelivery finds the lease held and, on its
-		// last delivery, acks a bot that is in its meeting.
-		b.log.Warn("ack of joined job failed", "error", err)
-	}
+	// The event is out; the ack is confirmed in the background. Should it
+	// be lost, a redelivery finds the lease held and, on its last delivery,
+	// acks a bot that is in its meeting.
+	b.rt.acks.ack(b.msg.Reply(), b.log)
 	return nil
-}
-
-func (b *Bot) ackJob(ctx context.Context) error {
-	var err error
-	for attempt := range 3 {
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.rt.cfg.OpTimeout)
-		err = b.msg.DoubleAck(actx)
-		cancel()
-		if err == nil || errors.Is(err, jetstream.ErrMsgAlreadyAckd) {
-			return nil
-		}
-		time.Sleep(time.Duration(attempt+1) * 50 * time.Millisecond)
-	}
-	return err
 }
 
 func (b *Bot) usableLocked() error {

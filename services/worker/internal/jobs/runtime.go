@@ -65,6 +65,7 @@ type Runtime struct {
 	topo       *topology.Topology
 	events     *botevents.Store
 	leases     *lease.Manager
+	acks       *acker
 	handler    Handler
 	log        *slog.Logger
 	met        *runtimeMetrics
@@ -96,6 +97,7 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, topo *topology.Topol
 		topo:    topo,
 		events:  botevents.New(js, topo.Events),
 		leases:  lease.New(js, topo.Leases, topo.Config.LeaseTTL, cfg.WorkerID, log, reg),
+		acks:    newAcker(nc, cfg.OpTimeout, log),
 		handler: h,
 		log:     log,
 		met:     newRuntimeMetrics(reg),
@@ -143,6 +145,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 	bgWG.Go(func() { _ = r.leases.Run(bg) })
 	bgWG.Go(func() { r.keepAlive(bg) })
 	bgWG.Go(func() { r.dispatchControl(bg, base) })
+	bgWG.Go(func() { r.acks.run(bg) })
 
 	r.log.Info("worker runtime started", "slots", r.cfg.Slots)
 	r.fetchLoop(ctx, base)
