@@ -51,6 +51,10 @@ type Config struct {
 	OrphanGrace time.Duration
 	// DrainTimeout bounds the wait for events in hand at shutdown. Default 10s.
 	DrainTimeout time.Duration
+	// WriteTimeout bounds the wait for a batch's pipelined document writes;
+	// a write not acknowledged by then is done again the careful way.
+	// Default 5s.
+	WriteTimeout time.Duration
 	// Connected reports whether NATS is reachable; without it shutdown does
 	// not wait for a drain that cannot happen. Default: always true.
 	Connected func() bool
@@ -69,7 +73,7 @@ func (c *Config) defaults() {
 	for _, d := range []struct {
 		p *time.Duration
 		v time.Duration
-	}{{&c.GapDelay, 250 * time.Millisecond}, {&c.RetryDelay, time.Second}, {&c.OrphanGrace, 30 * time.Second}, {&c.DrainTimeout, 10 * time.Second}} {
+	}{{&c.GapDelay, 250 * time.Millisecond}, {&c.RetryDelay, time.Second}, {&c.OrphanGrace, 30 * time.Second}, {&c.DrainTimeout, 10 * time.Second}, {&c.WriteTimeout, 5 * time.Second}} {
 		if *d.p <= 0 {
 			*d.p = d.v
 		}
@@ -79,6 +83,7 @@ func (c *Config) defaults() {
 // Projector projects events into documents.
 type Projector struct {
 	cfg      Config
+	js       jetstream.JetStream
 	consumer jetstream.Consumer
 	kv       jetstream.KeyValue
 	log      *slog.Logger
@@ -87,10 +92,11 @@ type Projector struct {
 	started  atomic.Bool
 }
 
-// New returns a Projector on the topology's projector consumer and BOTS bucket.
-func New(cfg Config, topo *topology.Topology, log *slog.Logger, reg prometheus.Registerer) *Projector {
+// New returns a Projector on the topology's projector consumer and BOTS
+// bucket; js is the bucket's JetStream (the documents are written with it).
+func New(cfg Config, js jetstream.JetStream, topo *topology.Topology, log *slog.Logger, reg prometheus.Registerer) *Projector {
 	cfg.defaults()
-	p := &Projector{cfg: cfg, consumer: topo.Projector, kv: topo.Bots, log: log, metrics: newMetrics(reg)}
+	p := &Projector{cfg: cfg, js: js, consumer: topo.Projector, kv: topo.Bots, log: log, metrics: newMetrics(reg)}
 	p.shards = make([]*shard, cfg.Shards)
 	for i := range p.shards {
 		p.shards[i] = &shard{

@@ -50,7 +50,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{t: t, topo: srv.Topology(), js: js, reg: prometheus.NewRegistry()}
-	f.p = New(Config{Shards: 1, GapDelay: 50 * time.Millisecond}, f.topo, logging.Discard(), f.reg)
+	f.p = New(Config{Shards: 1, GapDelay: 50 * time.Millisecond}, f.js, f.topo, logging.Discard(), f.reg)
 	return f
 }
 
@@ -265,7 +265,7 @@ func TestStaleCacheFallsBackToTheBucket(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
 	// The other replica's projector shares the bucket, not the cache.
-	other := New(Config{Shards: 1}, f.topo, logging.Discard(), prometheus.NewRegistry())
+	other := New(Config{Shards: 1}, f.js, f.topo, logging.Discard(), prometheus.NewRegistry())
 
 	// Bot a: the stale cache says event 1 applies; the bucket has it
 	// already (the compare-and-set fails, the document is read again).

@@ -3,9 +3,11 @@ package projector
 import (
 	"context"
 	"errors"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	usherv1 "github.com/usherhq/usher/proto/gen/usher/v1"
@@ -92,11 +94,62 @@ func (s *shard) handle(ctx context.Context, msgs []jetstream.Msg) {
 		}
 		b.dels = append(b.dels, delivery{msg: m, ev: ev})
 	}
+	// Every bot's write is sent before any is awaited: one round trip for
+	// the batch instead of one per bot. A bot whose write is refused or
+	// unanswered is projected again the careful way (apply), which reads
+	// the document and decides afresh.
+	var writes []*write
 	for _, b := range bots {
-		outcomes := s.apply(ctx, b.key, b.dels)
-		for i, d := range b.dels {
-			s.settle(d, outcomes[i])
+		out, w := s.attempt(ctx, b.key, b.dels)
+		switch {
+		case out != nil:
+			s.settleAll(b, out)
+			continue
+		case w != nil:
+			if w.fut, w.err = p.js.PublishMsgAsync(w.msg()); w.err == nil {
+				w.b = b
+				writes = append(writes, w)
+				continue
+			}
 		}
+		s.settleAll(b, s.apply(ctx, b.key, b.dels))
+	}
+	if len(writes) == 0 {
+		return
+	}
+	timeout := time.NewTimer(p.cfg.WriteTimeout)
+	defer timeout.Stop()
+	late := false
+	for _, w := range writes {
+		var rev uint64
+		if late {
+			select {
+			case ack := <-w.fut.Ok():
+				rev = ack.Sequence
+			default:
+			}
+		} else {
+			select {
+			case ack := <-w.fut.Ok():
+				rev = ack.Sequence
+			case <-w.fut.Err():
+			case <-timeout.C:
+				late = true // the rest are late too
+			}
+		}
+		if rev == 0 {
+			s.drop(w.b.key)
+			s.settleAll(w.b, s.apply(ctx, w.b.key, w.b.dels))
+			continue
+		}
+		s.settleAll(w.b, s.written(ctx, w, rev))
+	}
+}
+
+// settleAll settles a bot's events by their outcomes.
+func (s *shard) settleAll(b *botBatch, outcomes []string) {
+	for i, d := range b.dels {
+		s.settle(d, outcomes[i])
 	}
 }
 
@@ -124,71 +177,116 @@ func (s *shard) settle(d delivery, outcome string) {
 // is acked before the write that holds it succeeded.
 func (s *shard) apply(ctx context.Context, key string, dels []delivery) []string {
 	p := s.p
-	out := make([]string, len(dels))
-	botID := dels[0].ev.GetBotId()
 	for range 4 {
-		doc, rev, cached, err := s.load(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			if time.Since(ids.BotIDTime(botID)) < p.cfg.OrphanGrace {
-				return fill(out, outcomeRetry)
-			}
-			p.log.Debug("event of a bot without document ignored", "bot_id", botID, "events", len(dels))
-			return fill(out, outcomeOrphan)
-		}
-		if err != nil {
-			p.log.Warn("read bot document", "bot_id", botID, "error", err)
-			return fill(out, outcomeRetry)
-		}
-		next, last, gaps, dups := doc, -1, false, false
-		for i, d := range dels {
-			applied, outcome := next.Apply(d.ev)
-			switch outcome {
-			case botdoc.Applied:
-				next, last, out[i] = applied, i, outcomeApplied
-			case botdoc.Duplicate:
-				out[i], dups = outcomeDuplicate, true
-			case botdoc.Gap:
-				out[i], gaps = outcomeGap, true
-			}
-		}
-		if gaps && cached {
-			// A cached document may be behind the bucket (another replica
-			// projected since): only a document just read proves a gap.
-			s.drop(key)
-			continue
-		}
-		if last < 0 {
-			// Nothing new. A finished bot's key may still need releasing.
-			if dups && doc.State.Terminal() && !s.release(ctx, doc) {
-				replace(out, outcomeDuplicate, outcomeRetry)
-			}
+		out, w := s.attempt(ctx, key, dels)
+		if out != nil {
 			return out
 		}
-		data, err := next.Marshal()
-		if err != nil {
-			p.log.Error("encode bot document", "bot_id", botID, "error", err)
-			return retryAll(out)
+		if w == nil {
+			continue // the cached document was stale: read it again
 		}
-		newRev, err := p.kv.Update(ctx, key, data, rev)
+		rev, err := p.kv.Update(ctx, key, w.data, w.rev)
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			s.drop(key) // another writer: read again
 			continue
 		}
 		if err != nil {
 			s.drop(key)
-			p.log.Warn("update bot document", "bot_id", botID, "error", err)
-			return retryAll(out)
+			p.log.Warn("update bot document", "bot_id", w.next.ID, "error", err)
+			return retryAll(w.out)
 		}
-		s.put(key, next, newRev)
-		p.metrics.writes.Inc()
-		if next.State.Terminal() && !s.release(ctx, next) {
-			// The document is updated; the redelivery of the event that
-			// finished the bot is a duplicate that retries the release.
-			out[last] = outcomeRetry
-		}
-		return out
+		return s.written(ctx, w, rev)
 	}
-	return fill(out, outcomeRetry)
+	return fill(make([]string, len(dels)), outcomeRetry)
+}
+
+// write is a bot's new document on its way to the bucket, with the
+// outcomes its events get once it is stored.
+type write struct {
+	key  string
+	data []byte
+	rev  uint64 // the revision it replaces
+	next *botdoc.Doc
+	last int // index of the last applied event
+	out  []string
+
+	b   *botBatch // pipelined writes only
+	fut jetstream.PubAckFuture
+	err error
+}
+
+// msg is the write as a KV update: the key's subject, expecting rev as the
+// key's last revision (what jetstream.KeyValue.Update sends).
+func (w *write) msg() *nats.Msg {
+	m := nats.NewMsg(topology.BotsKeyPrefix + w.key)
+	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(w.rev, 10))
+	m.Data = w.data
+	return m
+}
+
+// attempt works out what one bot's events do to its document: either their
+// outcomes (nothing to write), or the write that applies them, or neither
+// when a cached document proved stale (dropped: the caller reads again).
+func (s *shard) attempt(ctx context.Context, key string, dels []delivery) ([]string, *write) {
+	p := s.p
+	out := make([]string, len(dels))
+	botID := dels[0].ev.GetBotId()
+	doc, rev, cached, err := s.load(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		if time.Since(ids.BotIDTime(botID)) < p.cfg.OrphanGrace {
+			return fill(out, outcomeRetry), nil
+		}
+		p.log.Debug("event of a bot without document ignored", "bot_id", botID, "events", len(dels))
+		return fill(out, outcomeOrphan), nil
+	}
+	if err != nil {
+		p.log.Warn("read bot document", "bot_id", botID, "error", err)
+		return fill(out, outcomeRetry), nil
+	}
+	next, last, gaps, dups := doc, -1, false, false
+	for i, d := range dels {
+		applied, outcome := next.Apply(d.ev)
+		switch outcome {
+		case botdoc.Applied:
+			next, last, out[i] = applied, i, outcomeApplied
+		case botdoc.Duplicate:
+			out[i], dups = outcomeDuplicate, true
+		case botdoc.Gap:
+			out[i], gaps = outcomeGap, true
+		}
+	}
+	if gaps && cached {
+		// A cached document may be behind the bucket (another replica
+		// projected since): only a document just read proves a gap.
+		s.drop(key)
+		return nil, nil
+	}
+	if last < 0 {
+		// Nothing new. A finished bot's key may still need releasing.
+		if dups && doc.State.Terminal() && !s.release(ctx, doc) {
+			replace(out, outcomeDuplicate, outcomeRetry)
+		}
+		return out, nil
+	}
+	data, err := next.Marshal()
+	if err != nil {
+		p.log.Error("encode bot document", "bot_id", botID, "error", err)
+		return retryAll(out), nil
+	}
+	return nil, &write{key: key, data: data, rev: rev, next: next, last: last, out: out}
+}
+
+// written records a stored write at its new revision and returns the
+// outcomes of its events.
+func (s *shard) written(ctx context.Context, w *write, rev uint64) []string {
+	s.put(w.key, w.next, rev)
+	s.p.metrics.writes.Inc()
+	if w.next.State.Terminal() && !s.release(ctx, w.next) {
+		// The document is updated; the redelivery of the event that
+		// finished the bot is a duplicate that retries the release.
+		w.out[w.last] = outcomeRetry
+	}
+	return w.out
 }
 
 // load returns the document and its revision, from the cache when it is
