@@ -27,8 +27,8 @@ const (
 )
 
 // BenchmarkPipelineFloor measures what the pipeline's design costs before
-// any of Usher's code runs (BenchmarkPipelineFloorPerBot: the same, done the
-// way Usher does them today): per bot, the JetStream and NATS operations
+// any of Usher's code runs (BenchmarkPipelineFloorPerBot: the same, done one
+// bot at a time): per bot, the JetStream and NATS operations
 // BenchmarkPipeline's bots go through — request and reply, document
 // create, job, lease, two events, job ack, one document update, the
 // reaper's delivery and ack, the watch's deliveries — done the cheapest way
@@ -42,12 +42,12 @@ const (
 func BenchmarkPipelineFloor(b *testing.B) { benchFloor(b, floorBatched) }
 
 // BenchmarkPipelineFloorPerBot is BenchmarkPipelineFloor with ingest and
-// worker shaped like Usher's today: ingest handles 64 requests at once
-// (the intake before batching), each waiting for its own writes; the
-// worker serves each job in its own goroutine, waiting for each write and
-// confirming its ack (DoubleAck). The projector and the reaper stay
-// batched, as they are in Usher. Beside BenchmarkPipelineFloor it prices
-// the per-bot synchronous style itself.
+// worker working one bot at a time, the way Usher's did before its intake
+// and its claims were batched: ingest handles 64 requests at once, each
+// waiting for its own writes; the worker serves each job in its own
+// goroutine, waiting for each write and confirming its ack (DoubleAck).
+// The projector and the reaper stay batched. Beside BenchmarkPipelineFloor
+// it prices the one-bot-at-a-time style itself: what batching is worth.
 func BenchmarkPipelineFloorPerBot(b *testing.B) { benchFloor(b, floorPerBot) }
 
 // floorStyle is how the floor's ingest and worker do their writes.
@@ -287,8 +287,8 @@ func (f *floor) worker(ctx context.Context, js jetstream.JetStream, jobs jetstre
 	}
 }
 
-// ingestPerRequest is ingest the way Usher's intake works: 64 requests at
-// once, each writing its document, then its job, waiting for each write.
+// ingestPerRequest is ingest one request at a time: 64 requests at once,
+// each writing its document, then its job, waiting for each write.
 func (f *floor) ingestPerRequest(ctx context.Context, js jetstream.JetStream, requests <-chan *nats.Msg) {
 	doc, job, reply := make([]byte, floorDocBytes), make([]byte, floorJobBytes), make([]byte, floorDocBytes)
 	bots := make(chan int)
@@ -318,8 +318,8 @@ func (f *floor) ingestPerRequest(ctx context.Context, js jetstream.JetStream, re
 	wg.Wait()
 }
 
-// workerPerJob is the worker the way Usher's serves jobs: a goroutine per
-// job, writing its lease, then each event, then confirming its ack.
+// workerPerJob is the worker one job at a time: a goroutine per job,
+// writing its lease, then each event, then confirming its ack.
 func (f *floor) workerPerJob(ctx context.Context, js jetstream.JetStream, jobs jetstream.Consumer) {
 	lease, event := make([]byte, floorLeaseBytes), make([]byte, floorEventBytes)
 	var wg sync.WaitGroup
@@ -355,8 +355,8 @@ func (f *floor) workerPerJob(ctx context.Context, js jetstream.JetStream, jobs j
 	}
 }
 
-// publishSync writes and waits, the way Usher's writes do today, and
-// returns the stored message's sequence.
+// publishSync writes and waits for the write, and returns the stored
+// message's sequence.
 func (f *floor) publishSync(ctx context.Context, js jetstream.JetStream, m *nats.Msg) uint64 {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

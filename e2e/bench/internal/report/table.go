@@ -116,7 +116,7 @@ func Figures() []Figure {
 		{Name: "design floor: the pipeline's JetStream operations alone, batched", Value: floor("floor_cpu_µs/bot", "%.0f µs per bot"),
 			Baseline: ptr(floor("raw_cpu_µs/msg", "%.1f µs per raw message")),
 			Ratio:    &Ratio{Num: floor("raw_cpu_µs/msg", ""), Den: floor("floor_cpu_µs/bot", ""), Scale: 100, Format: "%.1f%% of raw rate"}},
-		{Name: "design floor: the same, one goroutine per bot, synchronous (Usher's style)", Value: perBotFloor("floor_cpu_µs/bot", "%.0f µs per bot"),
+		{Name: "design floor: the same, one bot at a time (synchronous, unbatched)", Value: perBotFloor("floor_cpu_µs/bot", "%.0f µs per bot"),
 			Baseline: ptr(perBotFloor("raw_cpu_µs/msg", "%.1f µs per raw message")),
 			Ratio:    &Ratio{Num: perBotFloor("raw_cpu_µs/msg", ""), Den: perBotFloor("floor_cpu_µs/bot", ""), Scale: 100, Format: "%.1f%% of raw rate"}},
 		{Name: "pipeline: cores busy (this process / other processes)", Value: pipeline("cores_busy", "%.2f cores"),
