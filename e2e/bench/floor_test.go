@@ -246,14 +246,10 @@ func (f *floor) ingest(js jetstream.JetStream, requests <-chan *nats.Msg) {
 func (f *floor) worker(ctx context.Context, js jetstream.JetStream, jobs jetstream.Consumer) {
 	lease, event := make([]byte, floorLeaseBytes), make([]byte, floorEventBytes)
 	for got := 0; got < f.n && ctx.Err() == nil; {
-		fetched, err := jobs.Fetch(floorBatch, jetstream.FetchMaxWait(5*time.Second))
+		msgs, err := fetchAll(jobs, floorBatch)
 		if err != nil {
 			f.b.Error(err)
 			return
-		}
-		var msgs []jetstream.Msg
-		for m := range fetched.Messages() {
-			msgs = append(msgs, m)
 		}
 		got += len(msgs)
 		bots := make([]string, len(msgs))
@@ -373,14 +369,10 @@ func (f *floor) projector(ctx context.Context, js jetstream.JetStream, events je
 	doc := make([]byte, floorDocBytes)
 	revs := make(map[string]uint64, f.n)
 	for got := 0; got < 2*f.n && ctx.Err() == nil; {
-		fetched, err := events.Fetch(2*floorBatch, jetstream.FetchMaxWait(5*time.Second))
+		msgs, err := fetchAll(events, 2*floorBatch)
 		if err != nil {
 			f.b.Error(err)
 			return
-		}
-		var msgs []jetstream.Msg
-		for m := range fetched.Messages() {
-			msgs = append(msgs, m)
 		}
 		got += len(msgs)
 		type write struct {
@@ -436,6 +428,19 @@ func (f *floor) reaper(leases jetstream.Consumer, stop <-chan struct{}) {
 			_ = m.Ack()
 		}
 	}
+}
+
+// fetchAll pulls up to n messages, waiting up to 5 s for the first.
+func fetchAll(c jetstream.Consumer, n int) ([]jetstream.Msg, error) {
+	fetched, err := c.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		return nil, err
+	}
+	var msgs []jetstream.Msg
+	for m := range fetched.Messages() {
+		msgs = append(msgs, m)
+	}
+	return msgs, nil
 }
 
 func (f *floor) publish(js jetstream.JetStream, m *nats.Msg) jetstream.PubAckFuture {
