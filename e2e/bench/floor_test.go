@@ -60,7 +60,7 @@ const (
 
 func (s floorStyle) String() string {
 	if s == floorPerBot {
-		return "one goroutine per bot, synchronous"
+		return "one bot at a time, synchronous"
 	}
 	return "batched"
 }
