@@ -338,4 +338,12 @@ func TestNATSBatchAnswersEachRequestOnItsOwn(t *testing.T) {
 	if docs := after.bots - before.bots; docs != uint64(len(created))+1 {
 		t.Fatalf("%d BOTS keys written for %d bots and one Nats-Msg-Id", docs, len(created))
 	}
+	// Every request went through a batch, and they were not taken one by one.
+	m := e.metrics()
+	if !containsAll(m, "usher_ingest_nats_batch_size_sum 40") {
+		t.Fatalf("batch sizes:\n%s", grep(m, "usher_ingest_nats_batch_size_"))
+	}
+	if grep(m, "usher_ingest_nats_batch_size_count 40") != "" {
+		t.Fatal("40 requests sent at once were handled one at a time")
+	}
 }

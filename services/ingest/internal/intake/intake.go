@@ -80,6 +80,7 @@ type Intake struct {
 	log       *slog.Logger
 
 	inFlight   prometheus.Gauge
+	batches    prometheus.Histogram
 	rejections *prometheus.CounterVec
 	started    chan struct{}
 }
@@ -94,6 +95,11 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, svc creator, v *botr
 		inFlight: f.NewGauge(prometheus.GaugeOpts{
 			Name: "usher_ingest_nats_requests_in_flight",
 			Help: "NATS create requests being handled.",
+		}),
+		batches: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "usher_ingest_nats_batch_size",
+			Help:    "NATS create requests handled together in one batch.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 11), // 1 … 1024
 		}),
 		rejections: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "usher_ingest_rejections_published_total",
@@ -207,6 +213,7 @@ type request struct {
 func (in *Intake) handle(ctx context.Context, ms []*nats.Msg) {
 	in.inFlight.Add(float64(len(ms)))
 	defer in.inFlight.Sub(float64(len(ms)))
+	in.batches.Observe(float64(len(ms)))
 	reqs := make([]request, len(ms))
 	var creates []bots.Request
 	for i, m := range ms {

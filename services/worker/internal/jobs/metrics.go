@@ -22,6 +22,7 @@ type runtimeMetrics struct {
 	slots    prometheus.Gauge
 	busy     prometheus.Gauge
 	claim    prometheus.Histogram
+	batches  prometheus.Histogram
 	disps    *prometheus.CounterVec
 	outcomes *prometheus.CounterVec
 	events   *prometheus.CounterVec
@@ -41,6 +42,11 @@ func newRuntimeMetrics(reg prometheus.Registerer) *runtimeMetrics {
 		busy: f.NewGauge(prometheus.GaugeOpts{
 			Name: "usher_worker_bot_slots_busy",
 			Help: "Bot slots serving a job or a bot in a meeting.",
+		}),
+		batches: f.NewHistogram(prometheus.HistogramOpts{
+			Name:    "usher_worker_claim_batch_size",
+			Help:    "First deliveries claimed together (leases, then first events, each in one burst).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 10), // 1 … 512
 		}),
 		claim: f.NewHistogram(prometheus.HistogramOpts{
 			Name:    "usher_worker_claim_latency_seconds",

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -566,4 +567,26 @@ func TestJobsOfOneFetchAreClaimedTogether(t *testing.T) {
 	if got := wt.Metric(t, r.Reg, "usher_worker_first_event_conflicts_total", nil); got != 1 {
 		t.Fatalf("first-event conflicts = %v; want 1 (the ended bot)", got)
 	}
+	// Every first delivery went through a claim batch, and not one by one.
+	count, sum := histogram(t, r.Reg, "usher_worker_claim_batch_size")
+	if sum != 22 || count >= 22 {
+		t.Fatalf("claim batches: %d holding %v jobs; want the 22 jobs in fewer batches", count, sum)
+	}
+}
+
+// histogram returns the sample count and sum of a histogram without labels.
+func histogram(t *testing.T, reg prometheus.Gatherer, name string) (uint64, float64) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			h := mf.GetMetric()[0].GetHistogram()
+			return h.GetSampleCount(), h.GetSampleSum()
+		}
+	}
+	t.Fatalf("no histogram %s", name)
+	return 0, 0
 }

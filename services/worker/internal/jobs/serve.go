@@ -84,6 +84,7 @@ func (r *Runtime) claimMany(base context.Context, ds []*delivery) {
 	if len(wants) == 0 {
 		return
 	}
+	r.met.batches.Observe(float64(len(wants)))
 	ctx, cancel := r.opCtx(base)
 	defer cancel()
 	var apps []botevents.Append
