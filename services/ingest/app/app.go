@@ -165,7 +165,9 @@ func (a *App) Run(ctx context.Context) error {
 		return fmt.Errorf("connect %s: %w", secret.RedactURL(a.cfg.NATSURL), err)
 	}
 	defer a.closeConn(nc)
-	js, err := jetstream.New(nc)
+	// Async writes come in bursts (intake batches, projector batches): room
+	// for all of them at once, and no acknowledgement awaited forever.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(8192), jetstream.WithPublishAsyncTimeout(10*time.Second))
 	if err != nil {
 		_ = ln.Close()
 		return fmt.Errorf("jetstream: %w", err)
