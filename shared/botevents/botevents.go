@@ -23,6 +23,7 @@ import (
 
 	usherv1 "github.com/usherhq/usher/proto/gen/usher/v1"
 	"github.com/usherhq/usher/shared/botstate"
+	"github.com/usherhq/usher/shared/pubacks"
 	"github.com/usherhq/usher/shared/topology"
 )
 
@@ -135,19 +136,11 @@ func (s *Store) PublishMany(ctx context.Context, apps []Append) []Appended {
 		}
 		evs[i] = ev
 	}
-	for i, f := range futs {
-		if f == nil {
+	for i, r := range pubacks.Await(ctx, futs) {
+		if futs[i] == nil {
 			continue
 		}
-		var ack *jetstream.PubAck
-		var err error
-		select {
-		case ack = <-f.Ok():
-		case err = <-f.Err():
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
-		cur, ev, err := s.settle(ctx, apps[i].Cur, apps[i].Change, evs[i], ack, err)
+		cur, ev, err := s.settle(ctx, apps[i].Cur, apps[i].Change, evs[i], r.Ack, r.Err)
 		out[i] = Appended{Cur: cur, Event: ev, Err: err}
 	}
 	return out
@@ -195,9 +188,7 @@ func (s *Store) message(cur Cursor, ch Change) (*nats.Msg, []jetstream.PublishOp
 // settle turns a publish's acknowledgement (or error) into Publish's result.
 func (s *Store) settle(ctx context.Context, cur Cursor, ch Change, ev *usherv1.BotEvent, ack *jetstream.PubAck, err error) (Cursor, *usherv1.BotEvent, error) {
 	if err != nil {
-		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-			apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+		if pubacks.WrongLastSequence(err) {
 			return cur, nil, fmt.Errorf("publish event %d of bot %s: %w", ev.Seq, cur.BotID, ErrConflict)
 		}
 		return cur, nil, fmt.Errorf("publish event %d of bot %s: %w", ev.Seq, cur.BotID, err)

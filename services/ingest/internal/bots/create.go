@@ -14,6 +14,7 @@ import (
 	"github.com/usherhq/usher/services/ingest/internal/botindex"
 	"github.com/usherhq/usher/services/ingest/internal/botrequest"
 	"github.com/usherhq/usher/shared/ids"
+	"github.com/usherhq/usher/shared/pubacks"
 	"github.com/usherhq/usher/shared/topology"
 )
 
@@ -137,14 +138,16 @@ func (s *Service) storeDocs(ctx context.Context, cs []*creation) {
 		if c.err != nil {
 			continue
 		}
-		if burst[i].err == nil {
-			c.rev = burst[i].seq
+		if burst[i].Err == nil {
+			c.rev = burst[i].Ack.Sequence
 			continue
 		}
-		if !notSent(burst[i].err) && !wrongLastSequence(burst[i].err) {
+		// A refused compare-and-set is a KV Create over a deleted key's
+		// marker: kv.Create knows what to do.
+		if !notSent(burst[i].Err) && !pubacks.WrongLastSequence(burst[i].Err) {
 			// A timeout may hide a write that landed: delete the key to be sure.
 			s.rollback(ctx, undo{doc: c.doc, docWritten: true, claims: c.claims})
-			c.err = unavailable(fmt.Sprintf("store bot %s", c.doc.ID), burst[i].err)
+			c.err = unavailable(fmt.Sprintf("store bot %s", c.doc.ID), burst[i].Err)
 			continue
 		}
 		err := s.retry(ctx, c.doc.ID, notSent, func(ctx context.Context) error {
@@ -174,7 +177,7 @@ func (s *Service) publishJobs(ctx context.Context, cs []*creation) {
 		if c.err != nil {
 			continue
 		}
-		err := burst[i].err
+		err := burst[i].Err
 		if err != nil && jobRetryable(err) {
 			err = s.publishJob(ctx, c.doc)
 		}
@@ -187,13 +190,6 @@ func (s *Service) publishJobs(ctx context.Context, cs []*creation) {
 	}
 }
 
-// written is one write of a burst: the stored message's sequence, or why
-// it was not stored.
-type written struct {
-	seq uint64
-	err error
-}
-
 // errNotBurst marks a write the burst did not attempt (it could not be
 // encoded): surely not sent, so it is made the careful way, which says why.
 var errNotBurst = errors.New("not sent in the burst")
@@ -201,8 +197,8 @@ var errNotBurst = errors.New("not sent in the burst")
 // burst publishes one message for each creation still going, every one
 // before awaiting any, and returns what became of each (indexed like cs).
 // Each is bounded by PublishAttemptTimeout, like one attempt of retry.
-func (s *Service) burst(ctx context.Context, cs []*creation, msg func(*creation) (*nats.Msg, []jetstream.PublishOpt)) []written {
-	out := make([]written, len(cs))
+func (s *Service) burst(ctx context.Context, cs []*creation, msg func(*creation) (*nats.Msg, []jetstream.PublishOpt)) []pubacks.Result {
+	out := make([]pubacks.Result, len(cs))
 	futs := make([]jetstream.PubAckFuture, len(cs))
 	for i, c := range cs {
 		if c.err != nil {
@@ -210,38 +206,16 @@ func (s *Service) burst(ctx context.Context, cs []*creation, msg func(*creation)
 		}
 		m, opts := msg(c)
 		if m == nil {
-			out[i].err = errNotBurst
+			out[i].Err = errNotBurst
 			continue
 		}
-		futs[i], out[i].err = s.js.PublishMsgAsync(m, opts...)
+		futs[i], out[i].Err = s.js.PublishMsgAsync(m, opts...)
 	}
-	timeout := time.NewTimer(s.cfg.PublishAttemptTimeout)
-	defer timeout.Stop()
-	late := false
-	for i, f := range futs {
-		if f == nil {
-			continue
-		}
-		if late {
-			select {
-			case ack := <-f.Ok():
-				out[i].seq = ack.Sequence
-			case err := <-f.Err():
-				out[i].err = err
-			default:
-				out[i].err = context.DeadlineExceeded
-			}
-			continue
-		}
-		select {
-		case ack := <-f.Ok():
-			out[i].seq = ack.Sequence
-		case err := <-f.Err():
-			out[i].err = err
-		case <-ctx.Done():
-			out[i].err, late = ctx.Err(), true
-		case <-timeout.C:
-			out[i].err, late = context.DeadlineExceeded, true
+	actx, cancel := context.WithTimeout(ctx, s.cfg.PublishAttemptTimeout)
+	defer cancel()
+	for i, r := range pubacks.Await(actx, futs) {
+		if futs[i] != nil {
+			out[i] = r
 		}
 	}
 	return out
@@ -372,13 +346,6 @@ func notSent(err error) bool {
 	return errors.Is(err, nats.ErrReconnectBufExceeded) || errors.Is(err, nats.ErrConnectionReconnecting) ||
 		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) ||
 		errors.Is(err, jetstream.ErrTooManyStalledMsgs) || errors.Is(err, errNotBurst)
-}
-
-// wrongLastSequence: a compare-and-set write found the subject moved on (a
-// KV Create over a deleted key's marker: kv.Create knows what to do).
-func wrongLastSequence(err error) bool {
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence
 }
 
 // CeilSecond rounds t up to the next whole second.

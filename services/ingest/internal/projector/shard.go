@@ -3,7 +3,6 @@ package projector
 import (
 	"context"
 	"errors"
-	"strconv"
 	"sync"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/usherhq/usher/services/ingest/internal/botindex"
 	"github.com/usherhq/usher/shared/botevents"
 	"github.com/usherhq/usher/shared/ids"
+	"github.com/usherhq/usher/shared/pubacks"
 	"github.com/usherhq/usher/shared/topology"
 )
 
@@ -99,6 +99,7 @@ func (s *shard) handle(ctx context.Context, msgs []jetstream.Msg) {
 	// unanswered is projected again the careful way (apply), which reads
 	// the document and decides afresh.
 	var writes []*write
+	var futs []jetstream.PubAckFuture
 	for _, b := range bots {
 		out, w := s.attempt(ctx, b.key, b.dels)
 		switch {
@@ -106,9 +107,9 @@ func (s *shard) handle(ctx context.Context, msgs []jetstream.Msg) {
 			s.settleAll(b, out)
 			continue
 		case w != nil:
-			if w.fut, w.err = p.js.PublishMsgAsync(w.msg()); w.err == nil {
+			if fut, err := p.js.PublishMsgAsync(w.msg(), jetstream.WithExpectLastSequencePerSubject(w.rev)); err == nil {
 				w.b = b
-				writes = append(writes, w)
+				writes, futs = append(writes, w), append(futs, fut)
 				continue
 			}
 		}
@@ -117,32 +118,16 @@ func (s *shard) handle(ctx context.Context, msgs []jetstream.Msg) {
 	if len(writes) == 0 {
 		return
 	}
-	timeout := time.NewTimer(p.cfg.WriteTimeout)
-	defer timeout.Stop()
-	late := false
-	for _, w := range writes {
-		var rev uint64
-		if late {
-			select {
-			case ack := <-w.fut.Ok():
-				rev = ack.Sequence
-			default:
-			}
-		} else {
-			select {
-			case ack := <-w.fut.Ok():
-				rev = ack.Sequence
-			case <-w.fut.Err():
-			case <-timeout.C:
-				late = true // the rest are late too
-			}
-		}
-		if rev == 0 {
+	wctx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
+	defer cancel()
+	for i, r := range pubacks.Await(wctx, futs) {
+		w := writes[i]
+		if r.Err != nil {
 			s.drop(w.b.key)
 			s.settleAll(w.b, s.apply(ctx, w.b.key, w.b.dels))
 			continue
 		}
-		s.settleAll(w.b, s.written(ctx, w, rev))
+		s.settleAll(w.b, s.written(ctx, w, r.Ack.Sequence))
 	}
 }
 
@@ -210,18 +195,13 @@ type write struct {
 	last int // index of the last applied event
 	out  []string
 
-	b   *botBatch // pipelined writes only
-	fut jetstream.PubAckFuture
-	err error
+	b *botBatch // pipelined writes only
 }
 
-// msg is the write as a KV update: the key's subject, expecting rev as the
-// key's last revision (what jetstream.KeyValue.Update sends).
+// msg is the write as a message on the key's subject; sent expecting rev
+// as the subject's last sequence, it is what jetstream.KeyValue.Update sends.
 func (w *write) msg() *nats.Msg {
-	m := nats.NewMsg(topology.BotsKeyPrefix + w.key)
-	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(w.rev, 10))
-	m.Data = w.data
-	return m
+	return &nats.Msg{Subject: topology.BotsKeyPrefix + w.key, Data: w.data}
 }
 
 // attempt works out what one bot's events do to its document: either their

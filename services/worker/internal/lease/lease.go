@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/usherhq/usher/shared/pubacks"
 )
 
 type leaseState int
@@ -145,7 +147,7 @@ func (l *Lease) stop(to leaseState) (rev uint64, ok bool) {
 func (l *Lease) casOwned(ctx context.Context, rev uint64, op func(rev uint64) error) error {
 	for range 3 {
 		err := op(rev)
-		if err == nil || !wrongLastSeq(err) {
+		if err == nil || !pubacks.WrongLastSequence(err) {
 			return err
 		}
 		entry, gerr := l.m.kv.Get(ctx, l.botID)

@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/usherhq/usher/shared/pubacks"
 	"github.com/usherhq/usher/shared/topology"
 )
 
@@ -121,9 +122,9 @@ func (m *Manager) Held() int {
 // over with a compare-and-set. onLost is called (once, from the heartbeat
 // goroutine) if the lease is lost later; it must not block.
 func (m *Manager) Acquire(ctx context.Context, botID string, onLost func()) (*Lease, error) {
-	val, err := json.Marshal(Value{Worker: m.worker, Token: nuid.Next()})
+	val, err := m.value(botID)
 	if err != nil {
-		return nil, fmt.Errorf("encode lease of bot %s: %w", botID, err)
+		return nil, err
 	}
 	rev, err := m.kv.Create(ctx, botID, val)
 	takenOver := false
@@ -158,36 +159,34 @@ func (m *Manager) AcquireMany(ctx context.Context, wants []Want) []Got {
 	vals := make([][]byte, len(wants))
 	futs := make([]jetstream.PubAckFuture, len(wants))
 	for i, w := range wants {
-		val, err := json.Marshal(Value{Worker: m.worker, Token: nuid.Next()})
+		val, err := m.value(w.BotID)
 		if err != nil {
-			out[i].Err = fmt.Errorf("encode lease of bot %s: %w", w.BotID, err)
+			out[i].Err = err
 			continue
 		}
 		vals[i] = val
 		msg := &nats.Msg{Subject: m.prefix + w.BotID, Data: val}
 		futs[i], _ = m.js.PublishMsgAsync(msg, jetstream.WithExpectLastSequencePerSubject(0))
 	}
-	for i, f := range futs {
-		if f == nil {
-			if out[i].Err == nil {
-				out[i].Lease, out[i].Err = m.Acquire(ctx, wants[i].BotID, wants[i].OnLost)
-			}
-			continue
-		}
-		var rev uint64
-		select {
-		case ack := <-f.Ok():
-			rev = ack.Sequence
-		case <-f.Err():
-		case <-ctx.Done():
-		}
-		if rev == 0 {
+	for i, r := range pubacks.Await(ctx, futs) {
+		switch {
+		case out[i].Err != nil: // not encoded
+		case r.Ack != nil:
+			out[i].Lease = m.hold(wants[i].BotID, vals[i], r.Ack.Sequence, false, wants[i].OnLost)
+		default: // not sent, refused or unanswered
 			out[i].Lease, out[i].Err = m.Acquire(ctx, wants[i].BotID, wants[i].OnLost)
-			continue
 		}
-		out[i].Lease = m.hold(wants[i].BotID, vals[i], rev, false, wants[i].OnLost)
 	}
 	return out
+}
+
+// value is a new lease value of this worker for botID.
+func (m *Manager) value(botID string) ([]byte, error) {
+	val, err := json.Marshal(Value{Worker: m.worker, Token: nuid.Next()})
+	if err != nil {
+		return nil, fmt.Errorf("encode lease of bot %s: %w", botID, err)
+	}
+	return val, nil
 }
 
 // hold records a lease this worker now holds at rev.
@@ -296,7 +295,7 @@ func (m *Manager) renew(ctx context.Context, leases []*Lease) {
 			r.l.renewed(r.rev, ack.Sequence)
 		case err := <-r.paf.Err():
 			m.met.renewals.WithLabelValues("error").Inc()
-			if wrongLastSeq(err) {
+			if pubacks.WrongLastSequence(err) {
 				r.l.lose("revision moved")
 				continue
 			}
@@ -319,13 +318,4 @@ func (m *Manager) forget(l *Lease) {
 	if ok {
 		m.met.held.Dec()
 	}
-}
-
-func wrongLastSeq(err error) bool {
-	var apiErr *jetstream.APIError
-	if !errors.As(err, &apiErr) {
-		return false
-	}
-	return apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
 }
