@@ -176,7 +176,18 @@ func (b *Bot) publishLocked(ctx context.Context, to botstate.State, subCode stri
 // the initial cursor), once: a conflict means another writer got there
 // first, and returns errNotFirst for the caller to read the bot and decide.
 func (b *Bot) publishFirstLocked(ctx context.Context) (bool, error) {
-	cur, _, err := b.rt.events.Publish(ctx, b.cur, botevents.Change{To: botstate.Joining, BotMetadata: b.job.GetMetadata()})
+	cur, _, err := b.rt.events.Publish(ctx, b.cur, b.firstChange())
+	return b.firstPublishedLocked(cur, err)
+}
+
+// firstChange is joining as the bot's first event.
+func (b *Bot) firstChange() botevents.Change {
+	return botevents.Change{To: botstate.Joining, BotMetadata: b.job.GetMetadata()}
+}
+
+// firstPublishedLocked records how publishing firstChange went: started,
+// errNotFirst when the bot had events already, or the error.
+func (b *Bot) firstPublishedLocked(cur botevents.Cursor, err error) (bool, error) {
 	if errors.Is(err, botevents.ErrConflict) {
 		return false, errNotFirst
 	}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/usherhq/usher/services/worker/internal/lease"
 	"github.com/usherhq/usher/shared/botevents"
-	"github.com/usherhq/usher/shared/botstate"
 )
 
 // delivery is a delivered job on its way into this worker: read and
@@ -109,23 +108,13 @@ func (r *Runtime) claimMany(base context.Context, ds []*delivery) {
 			b.mu.Unlock()
 			continue
 		}
-		apps = append(apps, botevents.Append{Cur: b.cur, Change: botevents.Change{To: botstate.Joining, BotMetadata: b.job.GetMetadata()}})
+		apps = append(apps, botevents.Append{Cur: b.cur, Change: b.firstChange()})
 		starting = append(starting, d)
 	}
 	for i, res := range r.events.PublishMany(ctx, apps) {
 		d := starting[i]
-		b := d.b
-		switch {
-		case res.Err == nil:
-			b.cur, b.sub = res.Cur, ""
-			d.started = true
-			r.met.events.WithLabelValues(string(botstate.Joining)).Inc()
-		case errors.Is(res.Err, botevents.ErrConflict):
-			d.startErr = errNotFirst
-		default:
-			d.startErr = res.Err
-		}
-		b.mu.Unlock()
+		d.started, d.startErr = d.b.firstPublishedLocked(res.Cur, res.Err)
+		d.b.mu.Unlock()
 	}
 }
 
