@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strconv"
@@ -255,7 +256,7 @@ func (f *floor) worker(ctx context.Context, js jetstream.JetStream, jobs jetstre
 		bots := make([]string, len(msgs))
 		firsts := make([]jetstream.PubAckFuture, 0, len(msgs))
 		for i, m := range msgs {
-			bots[i], _, _ = cutSpace(m.Data())
+			bots[i] = jobBot(m)
 			l := nats.NewMsg("$KV." + topology.BucketLeases + "." + bots[i])
 			l.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
 			l.Data = lease
@@ -329,7 +330,7 @@ func (f *floor) workerPerJob(ctx context.Context, js jetstream.JetStream, jobs j
 		for m := range fetched.Messages() {
 			got++
 			wg.Go(func() {
-				bot, _, _ := cutSpace(m.Data())
+				bot := jobBot(m)
 				l := nats.NewMsg("$KV." + topology.BucketLeases + "." + bot)
 				l.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
 				l.Data = lease
@@ -466,11 +467,8 @@ func (f *floor) await(fut jetstream.PubAckFuture) uint64 {
 
 func botName(i int) string { return fmt.Sprintf("b%d", i) }
 
-func cutSpace(data []byte) (string, []byte, bool) {
-	for i, c := range data {
-		if c == ' ' {
-			return string(data[:i]), data[i+1:], true
-		}
-	}
-	return string(data), nil, false
+// jobBot is the bot a floor job names: the first word of its data.
+func jobBot(m jetstream.Msg) string {
+	bot, _, _ := bytes.Cut(m.Data(), []byte(" "))
+	return string(bot)
 }

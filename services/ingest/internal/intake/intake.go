@@ -88,6 +88,9 @@ type Intake struct {
 // New returns an Intake; Run starts it.
 func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, svc creator, v *botrequest.Validator, lim limiter,
 	answers *answer.Metrics, log *slog.Logger, reg prometheus.Registerer) *Intake {
+	if cfg.MaxBatch < 1 {
+		cfg.MaxBatch = 64
+	}
 	f := promauto.With(reg)
 	in := &Intake{
 		cfg: cfg, nc: nc, js: js, svc: svc, validator: v, limiter: lim, answers: answers, log: log,
@@ -118,9 +121,6 @@ func (in *Intake) Started() <-chan struct{} { return in.started }
 // Run serves requests until ctx is done, then stops taking new ones
 // (draining the subscription), finishes those accepted, and returns.
 func (in *Intake) Run(ctx context.Context) error {
-	if in.cfg.MaxBatch < 1 {
-		in.cfg.MaxBatch = 64
-	}
 	work := make(chan *nats.Msg, in.cfg.Workers*in.cfg.MaxBatch)
 	quit := make(chan struct{})
 	sub, err := in.nc.QueueSubscribe(topology.RequestsPrefix+".>", QueueGroup, func(m *nats.Msg) {
