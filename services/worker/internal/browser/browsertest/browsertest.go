@@ -21,6 +21,7 @@ import (
 
 	"github.com/usherhq/usher/services/worker/internal/browser"
 	"github.com/usherhq/usher/shared/logging"
+	"github.com/usherhq/usher/shared/natstest"
 )
 
 // startTimeout bounds launching Chromium on a busy machine.
@@ -66,7 +67,9 @@ func Main[T io.Closer](m *testing.M, shared *T, start func() (T, error)) int {
 	code := m.Run()
 	_ = v.Close()
 	if code == 0 {
-		if err := goleak.Find(); err != nil {
+		// The teams packages store failed-login screenshots, and nats.go
+		// can leak a goroutine from an ObjectStore.Put (natstest.ObjectPutLeak).
+		if err := goleak.Find(goleak.IgnoreTopFunction(natstest.ObjectPutLeak)); err != nil {
 			fmt.Fprintln(os.Stderr, "goroutine leak:", err)
 			code = 1
 		}
