@@ -110,6 +110,8 @@ func Figures() []Figure {
 	return []Figure{
 		{Name: "pipeline: NATS request → joined in KV BOTS (instant driver)", Value: joined, Baseline: &rawRate,
 			Ratio: share(joined), Target: "≥ 10% of raw", Met: func(_, r float64) bool { return r >= 10 }},
+		{Name: "pipeline: one round's share of raw, lowest (highest)", Value: pipeline("min_round_pct_of_raw", "%.1f%%"),
+			Baseline: ptr(pipeline("max_round_pct_of_raw", "%.1f%% in the highest round"))},
 		{Name: "pipeline: CPU per bot (per raw message)", Value: pipeline("cpu_µs/bot", "%.0f µs"),
 			Baseline: ptr(pipeline("raw_cpu_µs/msg", "%.1f µs per raw message")),
 			Ratio:    times(pipeline("cpu_µs/bot", ""), pipeline("raw_cpu_µs/msg", ""))},
