@@ -50,13 +50,12 @@ type Cursor struct {
 type Store struct {
 	js     jetstream.JetStream
 	events jetstream.Stream
-	stream string
 }
 
 // New returns a Store on the EVENTS stream (a handle from topology.Ensure,
 // whose AllowDirect lets Last use direct gets).
 func New(js jetstream.JetStream, events jetstream.Stream) *Store {
-	return &Store{js: js, events: events, stream: topology.StreamEvents}
+	return &Store{js: js, events: events}
 }
 
 // Last returns the cursor after the bot's last event. When the bot has no
@@ -123,36 +122,80 @@ type Appended struct {
 // Outcomes are in the order of apps.
 func (s *Store) PublishMany(ctx context.Context, apps []Append) []Appended {
 	out := make([]Appended, len(apps))
+	sent := make([]*Sent, len(apps))
 	futs := make([]jetstream.PubAckFuture, len(apps))
-	evs := make([]*usherv1.BotEvent, len(apps))
 	for i, a := range apps {
-		msg, opts, ev, err := s.message(a.Cur, a.Change)
-		if err == nil {
-			futs[i], err = s.js.PublishMsgAsync(msg, opts...)
-		}
+		p, err := s.Send(a.Cur, a.Change)
 		if err != nil {
-			out[i] = Appended{Cur: a.Cur, Err: fmt.Errorf("publish event %d of bot %s: %w", a.Cur.Seq+1, a.Cur.BotID, err)}
+			out[i] = Appended{Cur: a.Cur, Err: err}
 			continue
 		}
-		evs[i] = ev
+		sent[i], futs[i] = p, p.Ack
 	}
 	for i, r := range pubacks.Await(ctx, futs) {
-		if futs[i] == nil {
+		if sent[i] == nil {
 			continue
 		}
-		cur, ev, err := s.settle(ctx, apps[i].Cur, apps[i].Change, evs[i], r.Ack, r.Err)
+		cur, ev, err := sent[i].Settle(ctx, r.Ack, r.Err)
 		out[i] = Appended{Cur: cur, Event: ev, Err: err}
 	}
 	return out
 }
 
-// message is the event that appends ch after cur, and how to publish it.
-func (s *Store) message(cur Cursor, ch Change) (*nats.Msg, []jetstream.PublishOpt, *usherv1.BotEvent, error) {
+// Sent is a change published without waiting for the server's answer.
+type Sent struct {
+	// Prev is the cursor the change was published after.
+	Prev Cursor
+	// Change is what was published.
+	Change Change
+	// Ack resolves once the server answered (or the JetStream context's
+	// async timeout passed). Read it once, then give the answer to Settle.
+	Ack jetstream.PubAckFuture
+
+	store *Store
+	ev    *usherv1.BotEvent
+}
+
+// Send publishes the change after cur without waiting: what Publish returns
+// comes from Settle, given the answer Ack brings. It refuses at once what
+// Publish refuses before sending (an illegal transition, an unknown
+// sub_code) and an async publish the client cannot take.
+func (s *Store) Send(cur Cursor, ch Change) (*Sent, error) {
+	msg, opts, ev, err := s.message(cur, ch)
+	if err != nil {
+		return nil, err
+	}
+	fut, err := s.js.PublishMsgAsync(msg, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("publish event %d of bot %s: %w", ev.Seq, cur.BotID, err)
+	}
+	return &Sent{Prev: cur, Change: ch, Ack: fut, store: s, ev: ev}, nil
+}
+
+// Settle turns the server's answer to a Send (ack, or err) into what
+// Publish returns: the new cursor and the event, ErrConflict when another
+// writer got there first, or the error. A duplicate ack re-reads the bot.
+func (p *Sent) Settle(ctx context.Context, ack *jetstream.PubAck, err error) (Cursor, *usherv1.BotEvent, error) {
+	return p.store.settle(ctx, p.Prev, p.Change, p.ev, ack, err)
+}
+
+// Check refuses, as Publish does before sending anything, a change that is
+// not a legal transition from cur.State (ErrIllegalTransition) or has an
+// unknown sub_code.
+func Check(cur Cursor, ch Change) error {
 	if !botstate.CanTransition(cur.State, ch.To) {
-		return nil, nil, nil, fmt.Errorf("%w: %s → %s for bot %s", ErrIllegalTransition, cur.State, ch.To, cur.BotID)
+		return fmt.Errorf("%w: %s → %s for bot %s", ErrIllegalTransition, cur.State, ch.To, cur.BotID)
 	}
 	if !botstate.KnownSubCode(ch.SubCode) {
-		return nil, nil, nil, fmt.Errorf("unknown sub_code %q", ch.SubCode)
+		return fmt.Errorf("unknown sub_code %q", ch.SubCode)
+	}
+	return nil
+}
+
+// message is the event that appends ch after cur, and how to publish it.
+func (s *Store) message(cur Cursor, ch Change) (*nats.Msg, []jetstream.PublishOpt, *usherv1.BotEvent, error) {
+	if err := Check(cur, ch); err != nil {
+		return nil, nil, nil, err
 	}
 	at := ch.At
 	if at.IsZero() {
@@ -173,14 +216,12 @@ func (s *Store) message(cur Cursor, ch Change) (*nats.Msg, []jetstream.PublishOp
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("encode event: %w", err)
 	}
-	msg := &nats.Msg{
-		Subject: topology.EventSubject(cur.Project, cur.BotID),
-		Data:    data,
-		Header:  nats.Header{topology.HeaderContentType: []string{topology.ContentTypeProtobuf}},
-	}
+	// Only the headers the write needs: every header is encoded, scanned by
+	// the server, stored and parsed again by every consumer, on the busiest
+	// stream. Events are protobuf, the default without a Content-Type.
+	msg := &nats.Msg{Subject: topology.EventSubject(cur.Project, cur.BotID), Data: data, Header: nats.Header{}}
 	return msg, []jetstream.PublishOpt{
 		jetstream.WithMsgID(topology.EventMsgID(cur.BotID, ev.Seq)),
-		jetstream.WithExpectStream(s.stream),
 		jetstream.WithExpectLastSequencePerSubject(cur.StreamSeq),
 	}, ev, nil
 }

@@ -267,11 +267,8 @@ func jobMessage(doc *botdoc.Doc) (*nats.Msg, []jetstream.PublishOpt, error) {
 		return nil, nil, fmt.Errorf("encode job: %w", err)
 	}
 	platform := doc.PlatformEnum()
-	msg := &nats.Msg{
-		Subject: topology.JobSubject(platform),
-		Data:    data,
-		Header:  nats.Header{topology.HeaderContentType: []string{topology.ContentTypeProtobuf}},
-	}
+	// Jobs are protobuf, the default without a Content-Type header.
+	msg := &nats.Msg{Subject: topology.JobSubject(platform), Data: data, Header: nats.Header{}}
 	opts := []jetstream.PublishOpt{
 		jetstream.WithMsgID(topology.JobMsgID(doc.ID)),
 		jetstream.WithExpectStream(topology.StreamJobs),

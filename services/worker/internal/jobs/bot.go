@@ -3,9 +3,11 @@ package jobs
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -32,8 +34,10 @@ type Bot struct {
 
 	mu         sync.Mutex
 	cur        botevents.Cursor
-	sub        string // sub-code of the last event this worker published
-	stopping   error  // ErrDraining or ErrHandOff once the runtime asked the bot to stop
+	sub        string         // sub-code of the last event this worker published
+	joined     *pendingJoined // joined handed to the join writer, not settled yet
+	broken     error          // joined could not be recorded: the bot must stop
+	stopping   error          // ErrDraining or ErrHandOff once the runtime asked the bot to stop
 	lost       bool
 	leaveAsked bool
 	leaveSub   string
@@ -51,6 +55,7 @@ func (b *Bot) Log() *slog.Logger { return b.log }
 func (b *Bot) State() botstate.State {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.settleLocked()
 	return b.cur.State
 }
 
@@ -58,6 +63,7 @@ func (b *Bot) State() botstate.State {
 func (b *Bot) Seq() uint64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.settleLocked()
 	return b.cur.Seq
 }
 
@@ -69,11 +75,16 @@ func (b *Bot) Delivery() uint64 { return b.delivery }
 func (b *Bot) LastDelivery() bool { return b.last }
 
 // Acked reports whether the job was acknowledged (the bot joined once).
-func (b *Bot) Acked() bool { return b.acked.Load() }
+func (b *Bot) Acked() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.settleLocked()
+	return b.acked.Load()
+}
 
 // CanRetry reports whether returning a RetryError would retry the job rather
 // than fail the bot (a delivery remains and the bot never joined).
-func (b *Bot) CanRetry() bool { return !b.last && !b.acked.Load() }
+func (b *Bot) CanRetry() bool { return !b.last && !b.Acked() }
 
 // LeaveRequested is closed once a leave command was accepted; the bot is
 // then in leaving (sub_code in LeaveSubCode) and must leave and end.
@@ -116,46 +127,147 @@ func (b *Bot) OnLeave(f func()) (stop func()) {
 func (b *Bot) Transition(ctx context.Context, to botstate.State, subCode string, meta map[string]string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.lost {
+	b.settleLocked()
+	switch {
+	case b.lost:
 		// Another worker may own the bot now.
 		return ErrLeaseLost
+	case b.broken != nil:
+		return b.broken
 	}
 	return b.publishLocked(ctx, to, subCode, meta)
 }
 
 // Joined records that the bot is in its meeting: it publishes joined and, on
-// the first join, acknowledges the job (from here the lease, not the job,
-// guards the meeting). It refuses once the runtime asked the bot to stop or
-// a leave command was accepted.
+// the first join, acknowledges the job once the event is stored (from there
+// the lease, not the job, guards the meeting). It refuses once the runtime
+// asked the bot to stop or a leave command was accepted.
+//
+// Joined does not wait for JetStream to store the event: the bot is in its
+// meeting either way. The worker's join writer publishes it (with every
+// other bot's joined waiting then) and settles the answer in the
+// background, within OpTimeout, so ctx bounds nothing; the bot's state is
+// settled before it is next read or written. Should joined turn out
+// not to be stored, it is published again; if that fails too, the bot's
+// context is cancelled with the reason (ErrBotFinished when another writer
+// finished the bot), as a lost lease does, and the job is decided as if
+// Joined had returned that error.
 func (b *Bot) Joined(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.settleLocked()
 	if err := b.usableLocked(); err != nil {
 		return err
 	}
 	if b.leaveAsked {
 		return ErrLeaveRequested
 	}
-	if err := b.publishLocked(ctx, botstate.Joined, "", nil); err != nil {
+	change := botevents.Change{To: botstate.Joined, BotMetadata: b.job.GetMetadata()}
+	if err := botevents.Check(b.cur, change); err != nil {
 		return err
 	}
+	b.joined = &pendingJoined{
+		b:        b,
+		cur:      b.cur,
+		change:   change,
+		deadline: time.Now().Add(b.rt.cfg.OpTimeout),
+		done:     make(chan struct{}),
+	}
+	b.rt.joins.add(b.joined)
+	return nil
+}
+
+// joinAnswered runs on the join writer once s has its answer. A stored
+// event is settled there when the bot's lock is free at once; anything else
+// (the lock is busy, or the event must be published again) on its own
+// goroutine, so the writer never waits for a bot. (Only s is settled: a
+// later joined of the same bot, after a rejoin, waits for this very writer.)
+func (b *Bot) joinAnswered(s *pendingJoined) {
+	settle := func() {
+		defer b.mu.Unlock()
+		if b.joined == s {
+			b.settleLocked()
+		}
+	}
+	if s.err == nil && !s.ack.Duplicate && b.mu.TryLock() {
+		settle()
+		return
+	}
+	b.rt.settling.Go(func() {
+		b.mu.Lock()
+		settle()
+	})
+}
+
+// settleLocked settles the joined event Joined queued, if any: it waits for
+// the writer's answer (which comes within OpTimeout), then records the
+// event and acks the job, or publishes joined again the careful way and, if
+// that fails, breaks the bot (see Joined).
+func (b *Bot) settleLocked() {
+	s := b.joined
+	if s == nil {
+		return
+	}
+	<-s.done
+	b.joined = nil
+	cur, err := b.storedJoined(s)
+	if err != nil && !b.lost {
+		b.log.Warn("joined not stored; publishing it again", "error", err)
+		ctx, cancel := b.rt.opCtx(context.Background())
+		cur, err = b.rt.publish(ctx, s.cur, s.change)
+		cancel()
+	}
+	switch {
+	case err == nil:
+		b.cur, b.sub = cur, ""
+		b.rt.met.events.WithLabelValues(string(botstate.Joined)).Inc()
+		b.ackJoinedLocked()
+	case b.lost:
+		// Another worker may own the bot now: nothing more is written.
+	default:
+		b.log.Error("joined not recorded; the bot stops", "error", err)
+		b.cur = cur
+		b.broken = fmt.Errorf("record joined: %w", err)
+		b.cancel(b.broken)
+	}
+}
+
+// storedJoined is the cursor after s's joined when the server stored it.
+func (b *Bot) storedJoined(s *pendingJoined) (botevents.Cursor, error) {
+	if s.err != nil {
+		return botevents.Cursor{}, s.err
+	}
+	ctx := context.Background()
+	if s.ack.Duplicate {
+		// Settle re-reads the bot.
+		var cancel context.CancelFunc
+		ctx, cancel = b.rt.opCtx(ctx)
+		defer cancel()
+	}
+	cur, _, err := s.sent.Settle(ctx, s.ack, nil)
+	return cur, err
+}
+
+// ackJoinedLocked acks the job once the bot's first joined is stored.
+func (b *Bot) ackJoinedLocked() {
 	if b.acked.Load() {
-		return nil
+		return
 	}
 	b.acked.Store(true)
 	b.rt.met.disps.WithLabelValues(dispAcked).Inc()
 	b.rt.met.outcomes.WithLabelValues(string(botstate.Joined), subLabel("")).Inc()
-	// The event is out; the ack is confirmed in the background. Should it
-	// be lost, a redelivery finds the lease held and, on its last delivery,
-	// acks a bot that is in its meeting.
+	// The ack is confirmed in the background. Should it be lost, a
+	// redelivery finds the lease held and, on its last delivery, acks a bot
+	// that is in its meeting.
 	b.rt.acks.ack(b.msg.Reply(), b.log)
-	return nil
 }
 
 func (b *Bot) usableLocked() error {
 	switch {
 	case b.lost:
 		return ErrLeaseLost
+	case b.broken != nil:
+		return b.broken
 	case b.stopping != nil:
 		return b.stopping
 	}
@@ -164,6 +276,7 @@ func (b *Bot) usableLocked() error {
 
 // publishLocked publishes a change after b.cur, re-reading on conflicts.
 func (b *Bot) publishLocked(ctx context.Context, to botstate.State, subCode string, meta map[string]string) error {
+	b.settleLocked()
 	cur, err := b.rt.publish(ctx, b.cur, botevents.Change{To: to, SubCode: subCode, Meta: meta, BotMetadata: b.job.GetMetadata()})
 	b.cur = cur
 	if err == nil {
@@ -202,6 +315,7 @@ func (b *Bot) firstPublishedLocked(cur botevents.Cursor, err error) (bool, error
 func (b *Bot) lastSub() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.settleLocked()
 	return b.sub
 }
 
@@ -225,6 +339,7 @@ func (b *Bot) onLeaseLost() {
 func (b *Bot) stop(cause error) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.settleLocked()
 	if b.stopping != nil {
 		return false
 	}
@@ -243,6 +358,7 @@ func (b *Bot) stop(cause error) bool {
 func (b *Bot) requestLeave(ctx context.Context, subCode string) *usherv1.ControlReply {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.settleLocked()
 	reply := &usherv1.ControlReply{State: string(b.cur.State), Seq: b.cur.Seq}
 	switch {
 	case b.lost:
@@ -278,5 +394,6 @@ func (b *Bot) requestLeave(ctx context.Context, subCode string) *usherv1.Control
 func (b *Bot) snapshot() (cur botevents.Cursor, lost bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.settleLocked()
 	return b.cur, b.lost
 }

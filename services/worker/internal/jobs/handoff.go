@@ -40,11 +40,8 @@ func publishJoinJob(ctx context.Context, js jetstream.JetStream, job *usherv1.Jo
 	if err != nil {
 		return fmt.Errorf("encode job of bot %s: %w", job.GetBotId(), err)
 	}
-	msg := &nats.Msg{
-		Subject: topology.JobSubject(job.GetPlatform()),
-		Data:    data,
-		Header:  nats.Header{topology.HeaderContentType: []string{topology.ContentTypeProtobuf}},
-	}
+	// Jobs are protobuf, the default without a Content-Type header.
+	msg := &nats.Msg{Subject: topology.JobSubject(job.GetPlatform()), Data: data, Header: nats.Header{}}
 	if _, err := js.PublishMsg(ctx, msg, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(topology.StreamJobs)); err != nil {
 		return fmt.Errorf("publish job of bot %s: %w", job.GetBotId(), err)
 	}

@@ -66,6 +66,7 @@ type Runtime struct {
 	events     *botevents.Store
 	leases     *lease.Manager
 	acks       *acker
+	joins      *joinWriter
 	handler    Handler
 	log        *slog.Logger
 	met        *runtimeMetrics
@@ -75,6 +76,7 @@ type Runtime struct {
 	slots    *slots
 	control  chan *nats.Msg
 	serving  sync.WaitGroup // one per delivered job
+	settling sync.WaitGroup // one per joined event settled off the join writer
 	commands sync.WaitGroup // one per leave command being handled
 	started  atomic.Bool
 
@@ -90,14 +92,16 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, topo *topology.Topol
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	events := botevents.New(js, topo.Events)
 	r := &Runtime{
 		cfg:     cfg,
 		nc:      nc,
 		js:      js,
 		topo:    topo,
-		events:  botevents.New(js, topo.Events),
+		events:  events,
 		leases:  lease.New(js, topo.Leases, topo.Config.LeaseTTL, cfg.WorkerID, log, reg),
 		acks:    newAcker(nc, cfg.OpTimeout, log),
+		joins:   newJoinWriter(events),
 		handler: h,
 		log:     log,
 		met:     newRuntimeMetrics(reg),
@@ -146,6 +150,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 	bgWG.Go(func() { r.keepAlive(bg) })
 	bgWG.Go(func() { r.dispatchControl(bg, base) })
 	bgWG.Go(func() { r.acks.run(bg) })
+	bgWG.Go(func() { r.joins.run(bg) })
 
 	r.log.Info("worker runtime started", "slots", r.cfg.Slots)
 	r.fetchLoop(ctx, base)
@@ -154,6 +159,7 @@ func (r *Runtime) Run(ctx context.Context) error {
 	r.serving.Wait()
 	stopBg()
 	bgWG.Wait()
+	r.settling.Wait()
 	r.commands.Wait()
 	// Acks and naks are plain publishes: make sure the server has them
 	// before saying every job was settled.

@@ -590,3 +590,73 @@ func histogram(t *testing.T, reg prometheus.Gatherer, name string) (uint64, floa
 	t.Fatalf("no histogram %s", name)
 	return 0, 0
 }
+
+// TestJoinedSettlesBeforeTheBotIsReadAndStopsABotFinishedMeanwhile: Joined
+// does not wait for the event, yet whatever reads the bot next sees joined
+// stored and the job acked; and a joined that loses to another writer who
+// finished the bot in between is not recorded: the bot is stopped
+// (ErrBotFinished) and its job acked, with no event after the other
+// writer's.
+func TestJoinedSettlesBeforeTheBotIsReadAndStopsABotFinishedMeanwhile(t *testing.T) {
+	t.Parallel()
+	h := wt.New(t)
+	store := botevents.New(h.JS, h.Topo.Events)
+	joins, overtaken := h.Job(), h.Job()
+	type seen struct {
+		state botstate.State
+		acked bool
+		cause error
+	}
+	got := make(map[string]seen)
+	var mu sync.Mutex
+	handler := jobs.HandlerFunc(func(ctx context.Context, bot *jobs.Bot) error {
+		id := bot.Job().GetBotId()
+		if id == overtaken.GetBotId() {
+			// Ingest ends the bot while it joins.
+			cur, err := store.Last(ctx, wt.Project, id, botstate.Ready)
+			if err == nil {
+				_, _, err = store.Publish(ctx, cur, botevents.Change{To: botstate.Ended, SubCode: botstate.SubUserRequested})
+			}
+			if err != nil {
+				t.Errorf("ingest's ended: %v", err)
+			}
+		}
+		if err := bot.Joined(ctx); err != nil {
+			t.Errorf("Joined of %s: %v", id, err)
+			return err
+		}
+		s := seen{state: bot.State(), acked: bot.Acked()}
+		if id == joins.GetBotId() {
+			ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			err := bot.Transition(ectx, botstate.Ended, botstate.SubMeetingEnded, nil)
+			mu.Lock()
+			got[id] = s
+			mu.Unlock()
+			return err
+		}
+		<-ctx.Done()
+		s.cause = context.Cause(ctx)
+		mu.Lock()
+		got[id] = s
+		mu.Unlock()
+		return s.cause
+	})
+	r := h.Start(wt.Config(2), handler)
+	h.Publish(joins)
+	h.Publish(overtaken)
+	h.WaitStates(joins, "joining joined ended/meeting_ended", 10*time.Second)
+	wt.Eventually(t, 10*time.Second, "both jobs settled", func() bool { return h.JobsStored() == 0 && r.RT.Busy() == 0 })
+
+	mu.Lock()
+	defer mu.Unlock()
+	if s := got[joins.GetBotId()]; s.state != botstate.Joined || !s.acked {
+		t.Errorf("right after Joined the bot read %s, acked %v; want joined, acked", s.state, s.acked)
+	}
+	if s := got[overtaken.GetBotId()]; !errors.Is(s.cause, jobs.ErrBotFinished) || s.state != botstate.Ended || s.acked {
+		t.Errorf("overtaken bot: state %s, acked %v, stopped with %v; want ended, not acked by a join, ErrBotFinished", s.state, s.acked, s.cause)
+	}
+	if states := wt.States(h.Events(overtaken)); states != "joining ended/user_requested" {
+		t.Errorf("overtaken bot's events %q; want joining then ingest's ended, no joined", states)
+	}
+}

@@ -313,9 +313,7 @@ func (r *Runtime) handOff(base context.Context, b *Bot) {
 		r.met.disps.WithLabelValues(dispAbandoned).Inc()
 		return
 	}
-	b.mu.Lock()
-	cur := b.cur
-	b.mu.Unlock()
+	cur, _ := b.snapshot()
 	if err := r.publishJob(base, b.job, cur.Seq); err != nil {
 		// The lease expires unrenewed and the reaper fails the bot.
 		b.log.Error("hand-off job not published", "error", err)
