@@ -22,6 +22,9 @@ const (
 	BotsKeyPrefix = "$KV." + BucketBots + "."
 	// BucketLeases holds one lease per bot being served, so a redelivered job never joins twice.
 	BucketLeases = "BOT_LEASES"
+	// BucketBeats holds one heartbeat key per running worker; the bot
+	// leases a worker holds live as long as its heartbeat.
+	BucketBeats = "WORKER_BEATS"
 	// BucketTeamsAccounts holds the projects' sealed Teams bot-account credentials.
 	BucketTeamsAccounts = "TEAMS_ACCOUNTS"
 	// BucketAccountLeases holds fleet-wide claims on Teams accounts (per meeting and per slot).
@@ -32,11 +35,14 @@ const (
 	ConsumerWorkers = "workers"
 	// ConsumerProjector is the durable consumer the ingest projector shares.
 	ConsumerProjector = "projector"
-	// ConsumerReaper is the workers' durable consumer on the leases bucket's
-	// stream: it sees leases expire and fails the bots lost with their worker.
+	// ConsumerReaper is the workers' durable consumer on the heartbeats
+	// bucket's stream: it sees a worker's heartbeat expire and fails the bots
+	// lost with it.
 	ConsumerReaper = "reaper"
 	// StreamLeases is the stream behind the BOT_LEASES bucket.
 	StreamLeases = "KV_" + BucketLeases
+	// StreamBeats is the stream behind the WORKER_BEATS bucket.
+	StreamBeats = "KV_" + BucketBeats
 )
 
 // Config sizes the topology. Every service ensures the topology at start-up,
@@ -51,7 +57,8 @@ type Config struct {
 	JobAckWait time.Duration `env:"USHER_JOB_ACK_WAIT" default:"30s"`
 	// JobMaxDeliver bounds deliveries of one job (crash loops, transient retries). Default 20.
 	JobMaxDeliver int `env:"USHER_JOB_MAX_DELIVER" default:"20"`
-	// LeaseTTL is how long a bot lease lives without a heartbeat. Default 15s.
+	// LeaseTTL is how long a worker's heartbeat, and with it every bot lease
+	// the worker holds, lives without being renewed. Default 15s.
 	LeaseTTL time.Duration `env:"USHER_LEASE_TTL" default:"15s"`
 	// Duplicates is the window in which a repeated Nats-Msg-Id is dropped. Default 2m.
 	Duplicates time.Duration `env:"USHER_NATS_DUPLICATES" default:"2m"`
@@ -171,13 +178,14 @@ func (c Config) ProjectorConsumer() jetstream.ConsumerConfig {
 }
 
 // ReaperConsumer is the reaper's durable consumer. Only expiry markers
-// matter, but a consumer cannot filter on headers: every lease write is
-// delivered (headers only) and acked at once.
+// matter, but a consumer cannot filter on headers: every heartbeat is
+// delivered (headers only) and acked at once — one per worker every
+// LeaseTTL/3, whatever the number of bots.
 func (c Config) ReaperConsumer() jetstream.ConsumerConfig {
 	return jetstream.ConsumerConfig{
 		Durable:       ConsumerReaper,
-		Description:   "Usher workers: fail bots whose worker stopped renewing their lease",
-		FilterSubject: "$KV." + BucketLeases + ".>",
+		Description:   "Usher workers: fail the bots of a worker whose heartbeat expired",
+		FilterSubject: "$KV." + BucketBeats + ".>",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       30 * time.Second,
 		MaxDeliver:    -1,
@@ -198,12 +206,29 @@ func (c Config) BotsBucket() jetstream.KeyValueConfig {
 	}
 }
 
-// LeasesBucket is the BOT_LEASES bucket. Keys expire LeaseTTL after their
-// last write and leave a marker, so a watcher learns that a worker was lost.
+// LeasesBucket is the BOT_LEASES bucket. A key is written when a worker
+// takes the bot and removed when it lets go; it does not expire: it names
+// the holder's heartbeat (BeatsBucket), and lives as long as that does.
+// Releases are purges whose markers expire (LimitMarkerTTL), so the bucket
+// holds about one key per bot being served.
 func (c Config) LeasesBucket() jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
 		Bucket:         BucketLeases,
-		Description:    "Usher bot leases: <bot_id> -> worker, renewed by heartbeat",
+		Description:    "Usher bot leases: <bot_id> -> worker and its heartbeat key",
+		History:        1,
+		LimitMarkerTTL: time.Minute,
+		Storage:        c.storage(),
+		Replicas:       c.Replicas,
+	}
+}
+
+// BeatsBucket is the WORKER_BEATS bucket: a key per running worker,
+// renewed every LeaseTTL/3. A key not renewed expires LeaseTTL after its
+// last write and leaves a marker, so the reaper learns a worker was lost.
+func (c Config) BeatsBucket() jetstream.KeyValueConfig {
+	return jetstream.KeyValueConfig{
+		Bucket:         BucketBeats,
+		Description:    "Usher worker heartbeats: <beat> -> worker; a worker's bot leases end with its beat",
 		History:        1,
 		TTL:            c.LeaseTTL,
 		LimitMarkerTTL: time.Minute,
@@ -258,6 +283,7 @@ type Topology struct {
 	Reaper        jetstream.Consumer
 	Bots          jetstream.KeyValue
 	Leases        jetstream.KeyValue
+	Beats         jetstream.KeyValue
 	TeamsAccounts jetstream.KeyValue
 	AccountLeases jetstream.KeyValue
 	Screenshots   jetstream.ObjectStore
@@ -290,6 +316,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology,
 	}{
 		{&t.Bots, cfg.BotsBucket()},
 		{&t.Leases, cfg.LeasesBucket()},
+		{&t.Beats, cfg.BeatsBucket()},
 		{&t.TeamsAccounts, cfg.TeamsAccountsBucket()},
 		{&t.AccountLeases, cfg.AccountLeasesBucket()},
 	}
@@ -298,8 +325,12 @@ func Ensure(ctx context.Context, js jetstream.JetStream, cfg Config) (*Topology,
 			return nil, fmt.Errorf("ensure bucket %s: %w", b.cfg.Bucket, err)
 		}
 	}
-	if t.Reaper, err = js.CreateOrUpdateConsumer(ctx, StreamLeases, cfg.ReaperConsumer()); err != nil {
+	if t.Reaper, err = js.CreateOrUpdateConsumer(ctx, StreamBeats, cfg.ReaperConsumer()); err != nil {
 		return nil, fmt.Errorf("ensure consumer %s: %w", ConsumerReaper, err)
+	}
+	// Before heartbeats, the reaper read every lease write.
+	if err := js.DeleteConsumer(ctx, StreamLeases, ConsumerReaper); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, fmt.Errorf("remove the old %s consumer on %s: %w", ConsumerReaper, StreamLeases, err)
 	}
 	if t.Screenshots, err = js.CreateOrUpdateObjectStore(ctx, cfg.ScreenshotsStore()); err != nil {
 		return nil, fmt.Errorf("ensure object store %s: %w", ObjectScreenshots, err)

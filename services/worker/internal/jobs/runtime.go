@@ -99,7 +99,7 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, topo *topology.Topol
 		js:      js,
 		topo:    topo,
 		events:  events,
-		leases:  lease.New(js, topo.Leases, topo.Config.LeaseTTL, cfg.WorkerID, log, reg),
+		leases:  lease.New(js, topo.Leases, topo.Beats, topo.Config.LeaseTTL, cfg.WorkerID, log, reg),
 		acks:    newAcker(nc, cfg.OpTimeout, log),
 		joins:   newJoinWriter(events),
 		handler: h,

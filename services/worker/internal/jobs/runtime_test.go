@@ -316,9 +316,17 @@ func TestLostLeaseStopsBotAtOnce(t *testing.T) {
 	job := h.Job()
 	h.Publish(job)
 	h.WaitStates(job, "joining joined", 10*time.Second)
-	// Another writer takes the key: the next heartbeat finds the revision moved.
-	if _, err := h.Topo.Leases.Put(context.Background(), job.GetBotId(), []byte(`{"worker":"intruder","token":"x"}`)); err != nil {
-		t.Fatalf("put lease: %v", err)
+	// The worker's heartbeat key is gone, as when it expired while the worker
+	// stalled (other workers may take its bots now): the next heartbeat finds
+	// its revision moved, and every lease it kept is lost.
+	beats, err := h.Topo.Beats.ListKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for beat := range beats.Keys() {
+		if err := h.Topo.Beats.Purge(context.Background(), beat); err != nil {
+			t.Fatalf("purge heartbeat: %v", err)
+		}
 	}
 	wt.Eventually(t, 5*time.Second, "bot out of its meeting", func() bool { return !d.InMeeting(job.GetBotId()) })
 	wt.Eventually(t, 5*time.Second, "bot out of the runtime", func() bool { return r.RT.Busy() == 0 })

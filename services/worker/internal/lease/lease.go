@@ -9,9 +9,15 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/usherhq/usher/shared/pubacks"
 )
+
+// releaseMarkerTTL is how long a released lease's purge marker stays (the
+// bucket's markers need a TTL of at least a second; the purge only has to
+// outlive writes still in flight).
+const releaseMarkerTTL = time.Minute
 
 type leaseState int
 
@@ -28,14 +34,14 @@ type Lease struct {
 	m      *Manager
 	botID  string
 	value  []byte
+	beat   string // the heartbeat the lease lives by
 	onLost func()
 	// takenOver: acquired from a worker that handed the bot off.
 	takenOver bool
 
-	mu        sync.Mutex
-	state     leaseState
-	rev       uint64
-	renewedAt time.Time
+	mu    sync.Mutex
+	state leaseState
+	rev   uint64
 }
 
 // BotID is the leased bot.
@@ -45,26 +51,20 @@ func (l *Lease) BotID() string { return l.botID }
 // handed the bot off (a hand-off job), rather than created.
 func (l *Lease) TakenOver() bool { return l.takenOver }
 
-// Abandon stops renewing the lease without deleting it: it expires after the
-// TTL and the reaper settles the bot. For a worker that cannot record the
-// bot's outcome itself.
-func (l *Lease) Abandon() { l.stop(abandoned) }
+// Abandon lets the lease end without deleting it: it is moved to a heartbeat
+// of its own that nobody renews, so it ends TTL later and the reaper settles
+// the bot. For a worker that cannot record the bot's outcome itself.
+func (l *Lease) Abandon() {
+	if _, ok := l.stop(abandoned); ok {
+		l.m.abandon(l)
+	}
+}
 
 // Lost reports whether the lease was lost.
 func (l *Lease) Lost() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.state == lost
-}
-
-// renewed records a successful heartbeat that moved the key from rev to next.
-func (l *Lease) renewed(rev, next uint64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.state == held && l.rev == rev {
-		l.rev = next
-		l.renewedAt = time.Now()
-	}
 }
 
 func (l *Lease) lose(why string) {
@@ -83,7 +83,7 @@ func (l *Lease) lose(why string) {
 	}
 }
 
-// Release deletes the lease so the next worker can take the bot at once. A
+// Release purges the lease so the next worker can take the bot at once. A
 // lost lease is left alone (it is not ours any more).
 func (l *Lease) Release(ctx context.Context) error {
 	rev, ok := l.stop(released)
@@ -91,7 +91,7 @@ func (l *Lease) Release(ctx context.Context) error {
 		return nil
 	}
 	err := l.casOwned(ctx, rev, func(rev uint64) error {
-		return l.m.kv.Delete(ctx, l.botID, jetstream.LastRevision(rev))
+		return l.m.kv.Purge(ctx, l.botID, jetstream.LastRevision(rev), jetstream.PurgeTTL(releaseMarkerTTL))
 	})
 	if err != nil {
 		return fmt.Errorf("release lease of bot %s: %w", l.botID, err)
@@ -99,18 +99,13 @@ func (l *Lease) Release(ctx context.Context) error {
 	return nil
 }
 
-// HandOff marks the lease as handed off and stops renewing it: the worker
-// that picks up the hand-off job takes it over with a compare-and-set; if
-// none does, it expires after the TTL.
+// HandOff marks the lease as handed off: the worker that picks up the
+// hand-off job takes it over with a compare-and-set. Until then the lease
+// is nobody's to reap.
 func (l *Lease) HandOff(ctx context.Context) error {
-	var v Value
-	if err := json.Unmarshal(l.value, &v); err != nil {
-		return fmt.Errorf("decode own lease of bot %s: %w", l.botID, err)
-	}
-	v.HandOff = true
-	val, err := json.Marshal(v)
+	val, err := l.changed(func(v *Value) { v.HandOff = true })
 	if err != nil {
-		return fmt.Errorf("encode lease of bot %s: %w", l.botID, err)
+		return err
 	}
 	rev, ok := l.stop(handedOff)
 	if !ok {
@@ -126,7 +121,45 @@ func (l *Lease) HandOff(ctx context.Context) error {
 	return nil
 }
 
-// stop ends renewals and returns the last known revision; ok is false when
+// moveToOwnBeat points an abandoned lease at a new heartbeat key that is
+// never renewed, so the lease ends TTL later, whatever becomes of the worker.
+func (l *Lease) moveToOwnBeat(ctx context.Context) error {
+	beat := nuid.Next()
+	bv, err := json.Marshal(beatValue{Worker: l.m.worker, Bot: l.botID})
+	if err != nil {
+		return err
+	}
+	if _, err := l.m.beats.Create(ctx, beat, bv); err != nil {
+		return fmt.Errorf("create its heartbeat: %w", err)
+	}
+	val, err := l.changed(func(v *Value) { v.Beat = beat })
+	if err != nil {
+		return err
+	}
+	l.mu.Lock()
+	rev := l.rev
+	l.mu.Unlock()
+	return l.casOwned(ctx, rev, func(rev uint64) error {
+		_, err := l.m.kv.Update(ctx, l.botID, val, rev)
+		return err
+	})
+}
+
+// changed returns the lease's value with edit applied.
+func (l *Lease) changed(edit func(*Value)) ([]byte, error) {
+	v, err := Decode(l.value)
+	if err != nil {
+		return nil, fmt.Errorf("decode own lease of bot %s: %w", l.botID, err)
+	}
+	edit(&v)
+	val, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("encode lease of bot %s: %w", l.botID, err)
+	}
+	return val, nil
+}
+
+// stop ends the worker's hold on the lease and returns the last known revision; ok is false when
 // the lease was already lost or stopped.
 func (l *Lease) stop(to leaseState) (rev uint64, ok bool) {
 	l.mu.Lock()
@@ -141,9 +174,10 @@ func (l *Lease) stop(to leaseState) (rev uint64, ok bool) {
 	return rev, true
 }
 
-// casOwned runs op with the lease's revision. A heartbeat in flight may have
-// moved the revision since: then the key is read again and, if it still
-// carries our token, op is retried with the new revision.
+// casOwned runs op with the lease's revision. A write of ours whose
+// answer was lost may have moved the revision since: then the key is read
+// again and, if it still carries our value, op is retried with the new
+// revision.
 func (l *Lease) casOwned(ctx context.Context, rev uint64, op func(rev uint64) error) error {
 	for range 3 {
 		err := op(rev)

@@ -28,7 +28,7 @@ func manager(t testing.TB, h *wt.Harness, worker string) (*lease.Manager, *prome
 	if err != nil {
 		t.Fatal(err)
 	}
-	return lease.New(js, h.Topo.Leases, h.Topo.Config.LeaseTTL, worker, logging.Discard(), reg), reg
+	return lease.New(js, h.Topo.Leases, h.Topo.Beats, h.Topo.Config.LeaseTTL, worker, logging.Discard(), reg), reg
 }
 
 func ctx(t *testing.T) context.Context {
@@ -67,64 +67,129 @@ func TestAcquireIsExclusiveAndReleaseFreesIt(t *testing.T) {
 	}
 }
 
-func TestRenewalsOutliveTTL(t *testing.T) {
+// run runs m's heartbeat until the test ends.
+func run(t *testing.T, m *lease.Manager) {
+	t.Helper()
+	runCtx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func TestHeartbeatKeepsLeasesPastTheTTL(t *testing.T) {
 	t.Parallel()
 	topo := topology.Defaults()
 	topo.LeaseTTL, topo.JobAckWait = time.Second, 5*time.Second
 	h := wt.New(t, topo)
 	m, reg := manager(t, h, "w1")
-	bot := ids.NewBotID(time.Now())
-	lost := make(chan struct{})
-	if _, err := m.Acquire(ctx(t), bot, func() { close(lost) }); err != nil {
-		t.Fatal(err)
+	other, _ := manager(t, h, "w2")
+	bots := []string{ids.NewBotID(time.Now()), ids.NewBotID(time.Now()), ids.NewBotID(time.Now())}
+	lost := make(chan string, len(bots))
+	for _, bot := range bots {
+		if _, err := m.Acquire(ctx(t), bot, func() { lost <- bot }); err != nil {
+			t.Fatal(err)
+		}
 	}
-	runCtx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- m.Run(runCtx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	// Six renewals at TTL/3 span two TTLs.
-	wt.Eventually(t, 10*time.Second, "six renewals", func() bool {
+	run(t, m)
+	// Six beats at TTL/3 span two TTLs; one write per beat for all three leases.
+	wt.Eventually(t, 10*time.Second, "six heartbeats", func() bool {
 		return wt.Metric(t, reg, "usher_worker_lease_renewals_total", map[string]string{"result": "ok"}) >= 6
 	})
-	if _, err := h.Topo.Leases.Get(ctx(t), bot); err != nil {
-		t.Fatalf("lease after two TTLs of heartbeats: %v", err)
+	for _, bot := range bots {
+		if _, err := other.Acquire(ctx(t), bot, nil); !errors.Is(err, lease.ErrHeld) {
+			t.Fatalf("another worker's acquire after two TTLs of heartbeats: %v; want ErrHeld", err)
+		}
 	}
 	select {
-	case <-lost:
-		t.Fatal("lease reported lost while renewed")
+	case bot := <-lost:
+		t.Fatalf("lease of %s reported lost while the heartbeat ran", bot)
 	default:
 	}
 }
 
-func TestMovedRevisionIsLost(t *testing.T) {
+func TestLostHeartbeatLosesEveryLease(t *testing.T) {
 	t.Parallel()
 	h := wt.New(t)
 	m, reg := manager(t, h, "w1")
-	bot := ids.NewBotID(time.Now())
-	lost := make(chan struct{})
-	l, err := m.Acquire(ctx(t), bot, func() { close(lost) })
+	a, b := ids.NewBotID(time.Now()), ids.NewBotID(time.Now())
+	lost := make(chan string, 2)
+	la, err := m.Acquire(ctx(t), a, func() { lost <- a })
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Topo.Leases.Put(ctx(t), bot, []byte(`{"worker":"w2","token":"other"}`)); err != nil {
+	if _, err := m.Acquire(ctx(t), b, func() { lost <- b }); err != nil {
 		t.Fatal(err)
 	}
-	m.RenewAll(ctx(t))
-	select {
-	case <-lost:
-	case <-time.After(5 * time.Second):
-		t.Fatal("onLost not called")
+	beat := m.Beat()
+	// The key is gone, as when it expired while the worker stalled: the next
+	// heartbeat finds its revision moved.
+	if err := h.Topo.Beats.Purge(ctx(t), beat); err != nil {
+		t.Fatal(err)
 	}
-	if !l.Lost() || m.Held() != 0 || wt.Metric(t, reg, "usher_worker_lease_losses_total", nil) != 1 {
-		t.Fatalf("lost %v, held %d", l.Lost(), m.Held())
+	m.Renew(ctx(t))
+	for range 2 {
+		select {
+		case <-lost:
+		case <-time.After(5 * time.Second):
+			t.Fatal("onLost not called for both leases")
+		}
+	}
+	if !la.Lost() || m.Held() != 0 || wt.Metric(t, reg, "usher_worker_lease_losses_total", nil) != 2 {
+		t.Fatalf("lost %v, held %d", la.Lost(), m.Held())
+	}
+	// Another worker takes over a lease of the lost heartbeat at once.
+	other, _ := manager(t, h, "w2")
+	lb, err := other.Acquire(ctx(t), b, nil)
+	if err != nil || lb.TakenOver() {
+		t.Fatalf("acquire of a lost worker's lease: %v (taken over %v); want a fresh lease", err, lb != nil && lb.TakenOver())
 	}
 	// A lost lease is not ours to delete.
-	if err := l.Release(ctx(t)); err != nil {
+	if err := la.Release(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
-	e, err := h.Topo.Leases.Get(ctx(t), bot)
-	if err != nil || string(e.Value()) != `{"worker":"w2","token":"other"}` {
-		t.Fatalf("other worker's lease after our release: %v, %v", e, err)
+	e, err := h.Topo.Leases.Get(ctx(t), a)
+	if err != nil {
+		t.Fatalf("lost lease after our release: %v", err)
+	}
+	// The worker goes on with a new heartbeat.
+	if _, err := m.Acquire(ctx(t), ids.NewBotID(time.Now()), nil); err != nil {
+		t.Fatal(err)
+	}
+	if m.Beat() == "" || m.Beat() == beat {
+		t.Fatalf("heartbeat after the loss = %q (lost %q); want a new one", m.Beat(), beat)
+	}
+	if v, err := lease.Decode(e.Value()); err != nil || v.Beat != beat {
+		t.Fatalf("lost lease value %s: %v", e.Value(), err)
+	}
+}
+
+func TestLeaseOfALiveWorkerIsHeldAndOfAStoppedOneEnds(t *testing.T) {
+	t.Parallel()
+	topo := topology.Defaults()
+	topo.LeaseTTL, topo.JobAckWait = time.Second, 5*time.Second
+	h := wt.New(t, topo)
+	m1, _ := manager(t, h, "w1")
+	m2, _ := manager(t, h, "w2")
+	bot := ids.NewBotID(time.Now())
+	if _, err := m1.Acquire(ctx(t), bot, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m2.Acquire(ctx(t), bot, nil); !errors.Is(err, lease.ErrHeld) {
+		t.Fatalf("acquire while w1's heartbeat lives: %v; want ErrHeld", err)
+	}
+	// w1 never renews (no Run): its heartbeat expires after the TTL.
+	start := time.Now()
+	var l *lease.Lease
+	wt.Eventually(t, 10*time.Second, "lease free once w1's heartbeat expired", func() bool {
+		var err error
+		l, err = m2.Acquire(ctx(t), bot, nil)
+		return err == nil
+	})
+	if waited := time.Since(start); waited < topo.LeaseTTL/2 {
+		t.Fatalf("lease taken over %s after w1's last heartbeat; the TTL is %s", waited, topo.LeaseTTL)
+	}
+	if l.TakenOver() {
+		t.Fatal("a lost worker's lease counts as a hand-off")
 	}
 }
 
@@ -153,28 +218,33 @@ func TestHandOffIsTakenOver(t *testing.T) {
 	}
 }
 
-func TestReleaseAfterUnseenRenewal(t *testing.T) {
+func TestAbandonedLeaseEndsAfterTheTTLWhileTheWorkerLives(t *testing.T) {
 	t.Parallel()
-	h := wt.New(t)
+	topo := topology.Defaults()
+	topo.LeaseTTL, topo.JobAckWait = time.Second, 5*time.Second
+	h := wt.New(t, topo)
 	m, _ := manager(t, h, "w1")
-	bot := ids.NewBotID(time.Now())
-	l, err := m.Acquire(ctx(t), bot, nil)
+	other, _ := manager(t, h, "w2")
+	kept, dropped := ids.NewBotID(time.Now()), ids.NewBotID(time.Now())
+	if _, err := m.Acquire(ctx(t), kept, nil); err != nil {
+		t.Fatal(err)
+	}
+	l, err := m.Acquire(ctx(t), dropped, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A heartbeat that landed but whose ack we never saw: same value, new revision.
-	e, err := h.Topo.Leases.Get(ctx(t), bot)
-	if err != nil {
-		t.Fatal(err)
+	run(t, m)
+	l.Abandon()
+	if m.Held() != 1 {
+		t.Fatalf("held %d after abandoning one of two", m.Held())
 	}
-	if _, err := h.Topo.Leases.Update(ctx(t), bot, e.Value(), e.Revision()); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Release(ctx(t)); err != nil {
-		t.Fatalf("release: %v", err)
-	}
-	if _, err := h.Topo.Leases.Get(ctx(t), bot); !gone(err) {
-		t.Fatalf("after release: %v", err)
+	wt.Eventually(t, 10*time.Second, "the abandoned lease free", func() bool {
+		_, err := other.Acquire(ctx(t), dropped, nil)
+		return err == nil
+	})
+	// Its own heartbeat expired, the worker's did not.
+	if _, err := other.Acquire(ctx(t), kept, nil); !errors.Is(err, lease.ErrHeld) {
+		t.Fatalf("the lease still kept: %v; want ErrHeld", err)
 	}
 }
 

@@ -1,14 +1,16 @@
 // Package reaper settles bots whose worker is gone.
 //
-// Reaper watches the BOT_LEASES bucket's stream through a durable consumer
+// Reaper watches the WORKER_BEATS bucket's stream through a durable consumer
 // that every worker shares (so each expiry is handled once in the fleet). A
-// lease whose worker stops renewing it expires after the TTL and the server
-// leaves a marker (header Nats-Marker-Reason: MaxAge) on its subject; when the
-// bot is still in a meeting state — its job was acked at joined, so nothing
-// will redeliver it — the reaper fails it with worker_lost. Bots still
-// joining are left to the job's redelivery. Releases are deletes, whose
-// tombstones expire with a marker too; the bot's state (terminal, or joining)
-// tells them apart.
+// worker that stops renewing its heartbeat key loses it after the TTL, and
+// the server leaves a marker (header Nats-Marker-Reason: MaxAge) on its
+// subject. The reaper then reads the BOT_LEASES bucket for the leases that
+// named that heartbeat: a bot still in a meeting state — its job was acked
+// at joined, so nothing will redeliver it — is failed with worker_lost; a bot
+// still joining is left to its job's redelivery; a handed-off bot is left to
+// its hand-off job. Each settled lease is purged, so the bucket keeps no key
+// of a lost worker. A worker that stopped cleanly holds no lease any more
+// when its heartbeat expires.
 //
 // MaxDeliveries turns the JetStream MAX_DELIVERIES advisory of the workers
 // consumer (a worker killed on a job's last delivery) into
@@ -27,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
+	"github.com/usherhq/usher/services/worker/internal/lease"
 	"github.com/usherhq/usher/shared/botevents"
 	"github.com/usherhq/usher/shared/botstate"
 	"github.com/usherhq/usher/shared/topology"
@@ -53,7 +56,7 @@ func New(js jetstream.JetStream, topo *topology.Topology, log *slog.Logger, reg 
 		log:    log,
 		marks: promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 			Name: "usher_worker_reaper_markers_total",
-			Help: "Lease expiry markers handled, by result (worker_lost, settled, taken_over, error).",
+			Help: "Bot leases of expired worker heartbeats handled, by result (worker_lost, settled, handed_off, taken_over, error).",
 		}, []string{"result"}),
 	}
 }
@@ -62,12 +65,12 @@ func New(js jetstream.JetStream, topo *topology.Topology, log *slog.Logger, reg 
 // consumer is in place (a worker stopped right after start-up) is a clean
 // stop, not an error.
 func (r *Reaper) Run(ctx context.Context) error {
-	cons, err := r.js.CreateOrUpdateConsumer(ctx, topology.StreamLeases, r.topo.Config.ReaperConsumer())
+	cons, err := r.js.CreateOrUpdateConsumer(ctx, topology.StreamBeats, r.topo.Config.ReaperConsumer())
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
-		return fmt.Errorf("ensure consumer %s on %s: %w", topology.ConsumerReaper, topology.StreamLeases, err)
+		return fmt.Errorf("ensure consumer %s on %s: %w", topology.ConsumerReaper, topology.StreamBeats, err)
 	}
 	base := context.WithoutCancel(ctx)
 	cc, err := cons.Consume(func(msg jetstream.Msg) { r.handle(base, msg) },
@@ -91,31 +94,99 @@ func (r *Reaper) handle(base context.Context, msg jetstream.Msg) {
 		_ = msg.Ack()
 		return
 	}
-	botID := strings.TrimPrefix(msg.Subject(), "$KV."+topology.BucketLeases+".")
-	ctx, cancel := context.WithTimeout(base, 10*time.Second)
+	beat := strings.TrimPrefix(msg.Subject(), "$KV."+topology.BucketBeats+".")
+	ctx, cancel := context.WithTimeout(base, 30*time.Second)
 	defer cancel()
-	result, err := r.Reap(ctx, botID)
-	r.marks.WithLabelValues(result).Inc()
+	err := r.ReapBeat(ctx, beat)
 	if err != nil {
 		delay := time.Second
 		if md, merr := msg.Metadata(); merr == nil {
 			delay = min(time.Duration(md.NumDelivered)*time.Second, time.Minute)
 		}
-		r.log.Warn("lease marker not settled; retrying", "bot_id", botID, "delay", delay, "error", err)
+		r.log.Warn("heartbeat marker not settled; retrying", "beat", beat, "delay", delay, "error", err)
 		_ = msg.NakWithDelay(delay)
 		return
 	}
 	_ = msg.Ack()
 }
 
-// Reap settles a bot whose lease expired: failed/worker_lost when it is
-// still in its meeting and nobody holds it. It returns what it did.
-func (r *Reaper) Reap(ctx context.Context, botID string) (string, error) {
-	if _, err := r.topo.Leases.Get(ctx, botID); err == nil {
-		return "taken_over", nil
-	} else if !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted) {
-		return "error", fmt.Errorf("read lease: %w", err)
+// ReapBeat settles the bots whose leases named heartbeat beat, which
+// expired. It reads every lease in the bucket — a worker's loss is rare, and
+// leases are one small key per bot being served — and reaps the ones that
+// name beat. It returns the first error; the marker is then tried again, and
+// what was settled is found settled.
+func (r *Reaper) ReapBeat(ctx context.Context, beat string) error {
+	mine, err := r.leasesOf(ctx, beat)
+	if err != nil {
+		return err
 	}
+	var first error
+	for _, e := range mine {
+		result, err := r.Reap(ctx, e)
+		r.marks.WithLabelValues(result).Inc()
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// leasesOf returns the lease entries that name heartbeat beat.
+func (r *Reaper) leasesOf(ctx context.Context, beat string) ([]jetstream.KeyValueEntry, error) {
+	w, err := r.topo.Leases.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("read leases: %w", err)
+	}
+	defer func() { _ = w.Stop() }()
+	var mine []jetstream.KeyValueEntry
+	for {
+		select {
+		case e := <-w.Updates():
+			if e == nil { // the end of the current values
+				return mine, nil
+			}
+			if v, err := lease.Decode(e.Value()); err == nil && v.Beat == beat {
+				mine = append(mine, e)
+			}
+		case <-ctx.Done():
+			return nil, fmt.Errorf("read leases: %w", ctx.Err())
+		}
+	}
+}
+
+// Reap settles the bot of a lease whose heartbeat expired: failed/
+// worker_lost when it is still in its meeting, nothing when it is joining or
+// handed off (its job brings it back). The lease is then purged, unless it
+// moved meanwhile (another worker took the bot over). Reap returns what it
+// did: worker_lost, settled, handed_off, taken_over or error.
+func (r *Reaper) Reap(ctx context.Context, lost jetstream.KeyValueEntry) (string, error) {
+	botID := lost.Key()
+	if cur, err := r.topo.Leases.Get(ctx, botID); err != nil {
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			return "settled", nil
+		}
+		return "error", fmt.Errorf("read lease: %w", err)
+	} else if cur.Revision() != lost.Revision() {
+		return "taken_over", nil
+	}
+	v, err := lease.Decode(lost.Value())
+	if err != nil {
+		return "error", fmt.Errorf("decode lease: %w", err)
+	}
+	result, err := r.settle(ctx, botID, v.HandOff)
+	if err != nil || result == "handed_off" {
+		return result, err
+	}
+	err = r.topo.Leases.Purge(ctx, botID, jetstream.LastRevision(lost.Revision()), jetstream.PurgeTTL(time.Minute))
+	if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return "error", fmt.Errorf("purge lease: %w", err)
+	}
+	return result, nil
+}
+
+// settle fails the bot with worker_lost when it is still in its meeting. A
+// handed-off bot that is not finished is left to its hand-off job.
+func (r *Reaper) settle(ctx context.Context, botID string, handedOff bool) (string, error) {
 	for range 5 {
 		raw, err := r.topo.Events.GetLastMsgForSubject(ctx, topology.EventsPrefix+".*."+botID)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -129,7 +200,10 @@ func (r *Reaper) Reap(ctx context.Context, botID string) (string, error) {
 			return "error", err
 		}
 		state := botstate.State(ev.GetNewState())
-		if !inMeeting(state, ev.GetMetadata()) {
+		switch {
+		case handedOff && !state.Terminal():
+			return "handed_off", nil
+		case handedOff || !inMeeting(state, ev.GetMetadata()):
 			return "settled", nil
 		}
 		cur := botevents.Cursor{Project: ev.GetProject(), BotID: botID, State: state, Seq: ev.GetSeq(), StreamSeq: raw.Sequence}

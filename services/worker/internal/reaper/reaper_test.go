@@ -2,6 +2,7 @@ package reaper_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	wt "github.com/usherhq/usher/services/worker/internal/workertest"
 	"github.com/usherhq/usher/shared/botevents"
 	"github.com/usherhq/usher/shared/botstate"
+	"github.com/usherhq/usher/shared/ids"
 	"github.com/usherhq/usher/shared/logging"
 	"github.com/usherhq/usher/shared/topology"
 )
@@ -23,9 +25,20 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
+// deadWorker starts a heartbeat key that nobody renews: a worker that
+// took bots and then died. It expires one LeaseTTL later.
+func deadWorker(t *testing.T, h *wt.Harness) string {
+	t.Helper()
+	beat := "dead-" + ids.NewBotID(time.Now())
+	if _, err := h.Topo.Beats.Create(context.Background(), beat, []byte(`{"worker":"dead"}`)); err != nil {
+		t.Fatalf("create heartbeat: %v", err)
+	}
+	return beat
+}
+
 // emulate writes a bot's events (as its worker did) and takes its lease
-// the way a worker does; nobody renews it.
-func emulate(t *testing.T, h *wt.Harness, job *usherv1.JoinJob, changes ...botevents.Change) {
+// the way a worker does, naming heartbeat beat.
+func emulate(t *testing.T, h *wt.Harness, beat string, job *usherv1.JoinJob, changes ...botevents.Change) {
 	t.Helper()
 	ctx := context.Background()
 	store := botevents.New(h.JS, h.Topo.Events)
@@ -33,7 +46,7 @@ func emulate(t *testing.T, h *wt.Harness, job *usherv1.JoinJob, changes ...botev
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Topo.Leases.Create(ctx, job.GetBotId(), []byte(`{"worker":"dead","token":"t"}`)); err != nil {
+	if _, err := h.Topo.Leases.Create(ctx, job.GetBotId(), []byte(`{"worker":"dead","token":"t","beat":"`+beat+`"}`)); err != nil {
 		t.Fatalf("create lease: %v", err)
 	}
 	for _, ch := range changes {
@@ -42,6 +55,16 @@ func emulate(t *testing.T, h *wt.Harness, job *usherv1.JoinJob, changes ...botev
 			t.Fatalf("publish %s: %v", ch.To, err)
 		}
 	}
+}
+
+// leaseGone reports whether the bot's lease key was removed.
+func leaseGone(t *testing.T, h *wt.Harness, job *usherv1.JoinJob) bool {
+	t.Helper()
+	_, err := h.Topo.Leases.Get(context.Background(), job.GetBotId())
+	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted) {
+		t.Fatal(err)
+	}
+	return err != nil
 }
 
 func runReaper(t *testing.T, h *wt.Harness) (*reaper.Reaper, *prometheus.Registry) {
@@ -63,11 +86,12 @@ func runReaper(t *testing.T, h *wt.Harness) (*reaper.Reaper, *prometheus.Registr
 func TestReaperFailsBotsLostInTheirMeeting(t *testing.T) {
 	t.Parallel()
 	h := wt.New(t)
+	beat := deadWorker(t, h)
 	joined, leaving, rejoining := h.Job(), h.Job(), h.Job()
-	emulate(t, h, joined, botevents.Change{To: botstate.Joining}, botevents.Change{To: botstate.Joined})
-	emulate(t, h, leaving, botevents.Change{To: botstate.Joining}, botevents.Change{To: botstate.Joined},
+	emulate(t, h, beat, joined, botevents.Change{To: botstate.Joining}, botevents.Change{To: botstate.Joined})
+	emulate(t, h, beat, leaving, botevents.Change{To: botstate.Joining}, botevents.Change{To: botstate.Joined},
 		botevents.Change{To: botstate.Leaving, SubCode: botstate.SubUserRequested})
-	emulate(t, h, rejoining, botevents.Change{To: botstate.Joining}, botevents.Change{To: botstate.Joined},
+	emulate(t, h, beat, rejoining, botevents.Change{To: botstate.Joining}, botevents.Change{To: botstate.Joined},
 		botevents.Change{To: botstate.Joining, Meta: map[string]string{"reason": botstate.SubBrowserCrashed}})
 	start := time.Now()
 	runReaper(t, h)
@@ -78,52 +102,89 @@ func TestReaperFailsBotsLostInTheirMeeting(t *testing.T) {
 	}
 	h.WaitStates(leaving, "joining joined leaving/user_requested failed/worker_lost", 5*time.Second)
 	h.WaitStates(rejoining, "joining joined joining failed/worker_lost", 5*time.Second)
+	wt.Eventually(t, 5*time.Second, "the lost worker's leases purged", func() bool {
+		return leaseGone(t, h, joined) && leaseGone(t, h, leaving) && leaseGone(t, h, rejoining)
+	})
 }
 
 func TestReaperLeavesOtherBotsAlone(t *testing.T) {
 	t.Parallel()
 	h := wt.New(t)
 	ctx := context.Background()
-	ended, joining, marker := h.Job(), h.Job(), h.Job()
-	// Ended normally and released its lease: the delete's tombstone expires
-	// with a MaxAge marker too.
-	emulate(t, h, ended, botevents.Change{To: botstate.Joining}, botevents.Change{To: botstate.Joined},
+	beat := deadWorker(t, h)
+	ended, joining, handed, marker, elsewhere := h.Job(), h.Job(), h.Job(), h.Job(), h.Job()
+	// Ended normally and released its lease.
+	emulate(t, h, beat, ended, botevents.Change{To: botstate.Joining}, botevents.Change{To: botstate.Joined},
 		botevents.Change{To: botstate.Ended, SubCode: botstate.SubMeetingEnded})
-	if err := h.Topo.Leases.Delete(ctx, ended.GetBotId()); err != nil {
+	if err := h.Topo.Leases.Purge(ctx, ended.GetBotId()); err != nil {
 		t.Fatal(err)
 	}
 	// Still joining: its job is redelivered, the next worker takes over.
-	emulate(t, h, joining, botevents.Change{To: botstate.Joining})
-	// A third bot whose marker tells when the markers of the others are in.
-	emulate(t, h, marker, botevents.Change{To: botstate.Joining}, botevents.Change{To: botstate.Joined})
+	emulate(t, h, beat, joining, botevents.Change{To: botstate.Joining})
+	// Handed off by a draining worker: its hand-off job brings it back.
+	emulate(t, h, beat, handed, botevents.Change{To: botstate.Joining}, botevents.Change{To: botstate.Joined})
+	e, err := h.Topo.Leases.Get(ctx, handed.GetBotId())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Topo.Leases.Update(ctx, handed.GetBotId(), []byte(`{"worker":"dead","token":"t","beat":"`+beat+`","hand_off":true}`), e.Revision()); err != nil {
+		t.Fatal(err)
+	}
+	// A bot in its meeting: the dead worker's heartbeat marker reached the reaper.
+	emulate(t, h, beat, marker, botevents.Change{To: botstate.Joining}, botevents.Change{To: botstate.Joined})
+	// In a meeting, held by a worker whose heartbeat is alive.
+	live := "live-" + ids.NewBotID(time.Now())
+	emulate(t, h, live, elsewhere, botevents.Change{To: botstate.Joining}, botevents.Change{To: botstate.Joined})
 	_, reg := runReaper(t, h)
 	h.WaitState(marker, "failed/worker_lost", 10*time.Second)
-	wt.Eventually(t, 5*time.Second, "three markers handled", func() bool {
+	wt.Eventually(t, 5*time.Second, "three leases handled", func() bool {
 		return wt.Metric(t, reg, "usher_worker_reaper_markers_total", nil) == 3
 	})
-	if got := wt.States(h.Events(ended)); got != "joining joined ended/meeting_ended" {
-		t.Fatalf("ended bot events = %q", got)
+	for job, want := range map[*usherv1.JoinJob]string{
+		ended:     "joining joined ended/meeting_ended",
+		joining:   "joining",
+		handed:    "joining joined",
+		elsewhere: "joining joined",
+	} {
+		if got := wt.States(h.Events(job)); got != want {
+			t.Fatalf("bot %s events = %q; want %q", job.GetBotId(), got, want)
+		}
 	}
-	if got := wt.States(h.Events(joining)); got != "joining" {
-		t.Fatalf("joining bot events = %q", got)
+	for result, want := range map[string]float64{"settled": 1, "handed_off": 1, "worker_lost": 1} {
+		if got := wt.Metric(t, reg, "usher_worker_reaper_markers_total", map[string]string{"result": result}); got != want {
+			t.Fatalf("%s leases = %v; want %v", result, got, want)
+		}
 	}
-	if got := wt.Metric(t, reg, "usher_worker_reaper_markers_total", map[string]string{"result": "settled"}); got != 2 {
-		t.Fatalf("settled markers = %v; want 2", got)
+	if !leaseGone(t, h, joining) || leaseGone(t, h, handed) || leaseGone(t, h, elsewhere) {
+		t.Fatalf("leases gone: joining %v (want true), handed off %v, elsewhere %v (want false)",
+			leaseGone(t, h, joining), leaseGone(t, h, handed), leaseGone(t, h, elsewhere))
 	}
 }
 
 func TestReapSkipsBotTakenOver(t *testing.T) {
 	t.Parallel()
 	h := wt.New(t)
+	ctx := context.Background()
 	job := h.Job()
-	emulate(t, h, job, botevents.Change{To: botstate.Joining}, botevents.Change{To: botstate.Joined})
+	emulate(t, h, deadWorker(t, h), job, botevents.Change{To: botstate.Joining}, botevents.Change{To: botstate.Joined})
+	lost, err := h.Topo.Leases.Get(ctx, job.GetBotId())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another worker took the bot over before the reaper came to it.
+	if _, err := h.Topo.Leases.Update(ctx, job.GetBotId(), []byte(`{"worker":"next","token":"n","beat":"alive"}`), lost.Revision()); err != nil {
+		t.Fatal(err)
+	}
 	r := reaper.New(h.JS, h.Topo, logging.Discard(), prometheus.NewRegistry())
-	got, err := r.Reap(context.Background(), job.GetBotId())
+	got, err := r.Reap(ctx, lost)
 	if err != nil || got != "taken_over" {
-		t.Fatalf("Reap with a live lease = %q, %v; want taken_over", got, err)
+		t.Fatalf("Reap of a lease taken over = %q, %v; want taken_over", got, err)
 	}
 	if st := wt.States(h.Events(job)); st != "joining joined" {
 		t.Fatalf("events = %q", st)
+	}
+	if leaseGone(t, h, job) {
+		t.Fatal("the new holder's lease was purged")
 	}
 }
 
