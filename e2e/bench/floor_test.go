@@ -32,7 +32,8 @@ const (
 // bot at a time): per bot, the JetStream and NATS operations
 // BenchmarkPipeline's bots go through — request and reply, document
 // create, job, lease, two events, job ack, one document update, the
-// reaper's delivery and ack, the watch's deliveries — done the cheapest way
+// watch's deliveries (the reaper's consumer, on the worker heartbeats,
+// gets nothing per bot) — done the cheapest way
 // nats.go offers (async writes in batches of 256, one goroutine per
 // service, no validation, no encoding, no per-bot logic) on Usher's own
 // topology. Its figure is CPU time per bot beside the raw work queue's CPU
@@ -413,15 +414,15 @@ func (f *floor) projector(ctx context.Context, js jetstream.JetStream, events je
 	}
 }
 
-// reaper acks every lease write until stop.
-func (f *floor) reaper(leases jetstream.Consumer, stop <-chan struct{}) {
+// reaper acks whatever the reaper consumer delivers (heartbeats, not bots) until stop.
+func (f *floor) reaper(beats jetstream.Consumer, stop <-chan struct{}) {
 	for {
 		select {
 		case <-stop:
 			return
 		default:
 		}
-		fetched, err := leases.Fetch(floorBatch, jetstream.FetchMaxWait(100*time.Millisecond))
+		fetched, err := beats.Fetch(floorBatch, jetstream.FetchMaxWait(100*time.Millisecond))
 		if err != nil {
 			continue
 		}
