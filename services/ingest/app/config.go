@@ -55,6 +55,10 @@ type Config struct {
 	IntakeBatch int `env:"USHER_INGEST_INTAKE_BATCH" default:"64"`
 	// ProjectorShards is how many bots the projector updates at once. Default 16.
 	ProjectorShards int `env:"USHER_INGEST_PROJECTOR_SHARDS" default:"16"`
+	// ProjectorLinger is how long the projector holds a bot's events back
+	// after the first arrived, to apply the ones that come close together in
+	// one document write. 0 holds nothing back. Default 25ms.
+	ProjectorLinger time.Duration `env:"USHER_INGEST_PROJECTOR_LINGER" default:"25ms"`
 	// ShutdownGrace bounds each shutdown phase (HTTP, intake, projector). Default 10s.
 	ShutdownGrace time.Duration `env:"USHER_SHUTDOWN_GRACE" default:"10s"`
 
@@ -108,6 +112,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("USHER_INGEST_INTAKE_BATCH must be in 1..1024, got %d", c.IntakeBatch)
 	case c.ProjectorShards < 1:
 		return fmt.Errorf("USHER_INGEST_PROJECTOR_SHARDS must be ≥ 1, got %d", c.ProjectorShards)
+	case c.ProjectorLinger < 0 || c.ProjectorLinger > time.Second:
+		return fmt.Errorf("USHER_INGEST_PROJECTOR_LINGER must be in 0..1s, got %s", c.ProjectorLinger)
 	case c.ShutdownGrace < time.Second:
 		return fmt.Errorf("USHER_SHUTDOWN_GRACE must be ≥ 1s, got %s", c.ShutdownGrace)
 	}

@@ -7,9 +7,9 @@
 // a short delay until its predecessor is in. So events are applied once and
 // in order per bot, across restarts and replicas. Bots are spread over
 // shards by subject, so different bots are projected in parallel while one
-// bot's events stay in order; the events of one bot that are waiting
-// together (joining and joined a moment apart) are applied in one document
-// write. On a terminal event the bot's deduplication_key is released.
+// bot's events stay in order; a bot's events are held back for a moment
+// (Config.Linger) so that the ones that come close together (joining and
+// joined) are applied in one document write. On a terminal event the bot's deduplication_key is released.
 //
 // Documents are cached with their revision. Seed adds the document of a bot
 // this process just created, so its first event needs no read; a stale
@@ -51,6 +51,14 @@ type Config struct {
 	OrphanGrace time.Duration
 	// DrainTimeout bounds the wait for events in hand at shutdown. Default 10s.
 	DrainTimeout time.Duration
+	// Linger is how long a bot's events are held back after the first
+	// arrived, so the events of a bot that come a moment apart — joining
+	// and joined are tens of milliseconds apart when joins are quick — are
+	// applied in one document write: fewer writes to the BOTS bucket and to
+	// whatever watches it, for a document that shows a state at most this
+	// much later. Zero keeps the default; negative holds nothing back.
+	// Default 25ms.
+	Linger time.Duration
 	// WriteTimeout bounds the wait for a batch's pipelined document writes;
 	// a write not acknowledged by then is done again the careful way.
 	// Default 5s.
@@ -69,6 +77,12 @@ func (c *Config) defaults() {
 	}
 	if c.CacheSize <= 0 {
 		c.CacheSize = 16384
+	}
+	switch {
+	case c.Linger == 0:
+		c.Linger = 25 * time.Millisecond
+	case c.Linger < 0:
+		c.Linger = 0
 	}
 	for _, d := range []struct {
 		p *time.Duration

@@ -126,7 +126,14 @@ func (f *fixture) batch(n int) {
 	if len(msgs) != n {
 		f.t.Fatalf("fetched %d events, want %d", len(msgs), n)
 	}
-	f.p.shards[0].handle(context.Background(), msgs)
+	projectNow(f.p.shards[0], msgs)
+}
+
+// projectNow has a shard project a batch at once, holding nothing back.
+func projectNow(s *shard, msgs []jetstream.Msg) {
+	var held holding
+	s.hold(msgs, &held, time.Now())
+	s.project(context.Background(), held.take(time.Now(), 0))
 }
 
 // stored reads a document from the bucket.
@@ -225,6 +232,62 @@ func TestBatchAppliesEachBotsEventsInOneWrite(t *testing.T) {
 	}
 }
 
+// TestHeldBackEventsOfABotShareOneWrite: a bot's events that arrive within
+// Linger of each other (joining, then joined a moment later, as with a
+// quick join) are applied in one document write, and a document is written
+// no later than Linger after its first event arrived.
+func TestHeldBackEventsOfABotShareOneWrite(t *testing.T) {
+	t.Parallel()
+	const linger = time.Second
+	f := newFixture(t)
+	f.reg = prometheus.NewRegistry()
+	f.p = New(Config{Shards: 1, Linger: linger}, f.js, f.topo, logging.Discard(), f.reg)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.p.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	quick, _ := f.create()
+	slow, _ := f.create()
+	f.emit(quick, botstate.Joining)
+	f.emit(slow, botstate.Joining)
+	time.Sleep(50 * time.Millisecond)
+	f.emit(quick, botstate.Joined)
+	waitFor(t, "both documents written", func() bool {
+		return f.stored(quick).State == botstate.Joined && f.stored(slow).State == botstate.Joining
+	})
+	if w := f.writes(); w != 2 {
+		t.Fatalf("document writes = %v, want 2: one for quick's joining and joined, one for slow's joining", w)
+	}
+	// An event that comes later than Linger is a write of its own.
+	start := time.Now()
+	f.emit(slow, botstate.Joined)
+	waitFor(t, "slow joined", func() bool { return f.stored(slow).State == botstate.Joined })
+	if waited := time.Since(start); waited > 5*linger {
+		t.Fatalf("a lone event took %s to reach its document (linger %s)", waited, linger)
+	}
+	if w := f.writes(); w != 3 {
+		t.Fatalf("document writes = %v, want 3", w)
+	}
+	f.allAcked()
+}
+
+// waitFor polls cond for up to 10 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func TestBatchKeepsArrivalOrderAndNaksGaps(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -280,7 +343,7 @@ func TestStaleCacheFallsBackToTheBucket(t *testing.T) {
 	for m := range fetched.Messages() {
 		first = append(first, m)
 	}
-	other.shards[0].handle(context.Background(), first)
+	projectNow(other.shards[0], first)
 	f.emitRaw(a, 1, botstate.Ready, botstate.Joining, "a-redelivered")
 	f.batch(1)
 	if w := f.writes(); w != 0 {

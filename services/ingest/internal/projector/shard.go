@@ -3,6 +3,7 @@ package projector
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -23,8 +24,9 @@ import (
 const shardQueue = 256
 
 // shard projects the bots hashed to it: it takes every event waiting in its
-// queue at once, and writes each bot's document once for all of that bot's
-// events in the batch.
+// queue at once and holds each bot's events back for Config.Linger after
+// the first arrived, so that events a moment apart (joining, then joined)
+// are applied in one document write.
 type shard struct {
 	p     *Projector
 	queue chan jetstream.Msg
@@ -39,15 +41,26 @@ type delivery struct {
 	ev  *usherv1.BotEvent
 }
 
-// botBatch is the events of one bot in a batch, in the order they arrived.
+// botBatch is the held events of one bot, in the order they arrived.
 type botBatch struct {
-	key  string
-	dels []delivery
+	key   string
+	since time.Time // when the first of them arrived
+	dels  []delivery
 }
 
 func (s *shard) run(ctx context.Context, quit <-chan struct{}) {
+	linger := s.p.cfg.Linger
 	batch := make([]jetstream.Msg, 0, shardQueue)
+	var held holding
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
 	for {
+		var due <-chan time.Time
+		if held.events > 0 {
+			timer.Reset(time.Until(held.oldest().Add(linger)))
+			due = timer.C
+		}
 		select {
 		case m := <-s.queue:
 			batch = append(batch[:0], m)
@@ -60,23 +73,65 @@ func (s *shard) run(ctx context.Context, quit <-chan struct{}) {
 					break gather
 				}
 			}
-			s.handle(ctx, batch)
+			s.hold(batch, &held, time.Now())
 			clear(batch) // hold no message until the next batch
+		case <-due:
 		case <-quit:
+			// Events held back are projected before the shard stops, as
+			// a drain promises; without NATS they come back after AckWait.
+			if held.events > 0 && s.p.cfg.Connected() {
+				s.project(ctx, held.take(time.Now(), 0))
+			}
 			return
+		}
+		if bots := held.take(time.Now().Add(-linger), maxHeld); len(bots) > 0 {
+			s.project(ctx, bots)
 		}
 	}
 }
 
-// handle projects a batch: events grouped per bot, each bot's in arrival
-// order, then every message settled by its own outcome.
-func (s *shard) handle(ctx context.Context, msgs []jetstream.Msg) {
+// maxHeld bounds the events a shard holds back: past it, the oldest bots
+// are projected at once.
+const maxHeld = 2048
+
+// holding is the bots whose events a shard holds back, in the order their
+// first held event arrived.
+type holding struct {
+	order  []*botBatch
+	byKey  map[string]*botBatch
+	events int
+}
+
+// oldest is when the first held event arrived.
+func (h *holding) oldest() time.Time { return h.order[0].since }
+
+// take removes and returns the bots held since cutoff or earlier, and the
+// oldest others while more than limit events stay held.
+func (h *holding) take(cutoff time.Time, limit int) []*botBatch {
+	n := 0
+	for n < len(h.order) && (!h.order[n].since.After(cutoff) || h.events > limit) {
+		h.events -= len(h.order[n].dels)
+		delete(h.byKey, h.order[n].key)
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	out := slices.Clone(h.order[:n])
+	h.order = slices.Delete(h.order, 0, n)
+	return out
+}
+
+// hold decodes a batch and adds each event to its bot's held events, in
+// arrival order. An undecodable event is terminated at once.
+func (s *shard) hold(msgs []jetstream.Msg, h *holding, now time.Time) {
 	p := s.p
 	if md, err := msgs[len(msgs)-1].Metadata(); err == nil {
 		p.metrics.pending.Set(float64(md.NumPending))
 	}
-	var bots []*botBatch
-	byKey := make(map[string]*botBatch, len(msgs))
+	if h.byKey == nil {
+		h.byKey = make(map[string]*botBatch, len(msgs))
+	}
 	for _, m := range msgs {
 		ev, err := botevents.Decode(m.Data())
 		if err != nil || topology.EventSubject(ev.GetProject(), ev.GetBotId()) != m.Subject() {
@@ -86,14 +141,21 @@ func (s *shard) handle(ctx context.Context, msgs []jetstream.Msg) {
 			continue
 		}
 		key := topology.BotKey(ev.GetProject(), ev.GetBotId())
-		b := byKey[key]
+		b := h.byKey[key]
 		if b == nil {
-			b = &botBatch{key: key}
-			byKey[key] = b
-			bots = append(bots, b)
+			b = &botBatch{key: key, since: now}
+			h.byKey[key] = b
+			h.order = append(h.order, b)
 		}
 		b.dels = append(b.dels, delivery{msg: m, ev: ev})
+		h.events++
 	}
+}
+
+// project writes the documents of the bots taken from holding, then settles
+// every message by its own outcome.
+func (s *shard) project(ctx context.Context, bots []*botBatch) {
+	p := s.p
 	// Every bot's write is sent before any is awaited: one round trip for
 	// the batch instead of one per bot. A bot whose write is refused or
 	// unanswered is projected again the careful way (apply), which reads
