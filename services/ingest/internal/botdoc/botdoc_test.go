@@ -57,6 +57,33 @@ func TestApplyIsOrderedAndIdempotent(t *testing.T) {
 	}
 }
 
+// TestAsOfGoesBackToAnEvent: a leave that finds leaving and ended applied
+// in one write answers with the document as leaving left it.
+func TestAsOfGoesBackToAnEvent(t *testing.T) {
+	t.Parallel()
+	d := newDoc(t, nil)
+	for _, ev := range []*usherv1.BotEvent{
+		event(1, botstate.Ready, botstate.Joining, ""),
+		event(2, botstate.Joining, botstate.Leaving, botstate.SubUserRequested),
+		event(3, botstate.Leaving, botstate.Ended, botstate.SubUserRequested),
+	} {
+		d, _ = d.Apply(ev)
+	}
+	past := d.AsOf(2)
+	if past.State != botstate.Leaving || past.SubCode != botstate.SubUserRequested || past.LastSeq != 2 || len(past.Events) != 2 {
+		t.Fatalf("as of 2: %s/%s at %d with %d events", past.State, past.SubCode, past.LastSeq, len(past.Events))
+	}
+	if d.State != botstate.Ended || len(d.Events) != 3 {
+		t.Fatalf("AsOf changed the document: %+v", d)
+	}
+	if d.AsOf(3) != d || d.AsOf(7) != d {
+		t.Fatal("a document not past seq is not returned as it is")
+	}
+	if again, _ := past.Apply(event(3, botstate.Leaving, botstate.Failed, "")); d.Events[2].NewState != botstate.Ended || again.State != botstate.Failed {
+		t.Fatal("the past document shares its events with the present one")
+	}
+}
+
 func TestViewIsAttendeeShaped(t *testing.T) {
 	t.Parallel()
 	at := time.Date(2026, 8, 22, 13, 0, 0, 0, time.UTC)

@@ -167,6 +167,24 @@ func (d *Doc) Apply(ev *usherv1.BotEvent) (*Doc, Outcome) {
 	return &next, Applied
 }
 
+// AsOf returns the document as it was when event seq was applied: its
+// events up to seq, and the state that event left. A document not past seq
+// is returned as it is.
+func (d *Doc) AsOf(seq uint64) *Doc {
+	if d.LastSeq <= seq {
+		return d
+	}
+	i := slices.IndexFunc(d.Events, func(e Event) bool { return e.Seq > seq })
+	if i <= 0 || d.Events[i-1].Seq != seq {
+		return d // events before seq are not all here: nothing to go back to
+	}
+	past := *d
+	past.Events = slices.Clip(d.Events[:i])
+	past.LastSeq = seq
+	past.State, past.SubCode = d.Events[i-1].NewState, d.Events[i-1].SubCode
+	return &past
+}
+
 // PlatformEnum is the document's platform as the protobuf enum.
 func (d *Doc) PlatformEnum() usherv1.Platform {
 	for _, p := range []usherv1.Platform{usherv1.Platform_PLATFORM_ZOOM, usherv1.Platform_PLATFORM_TEAMS, usherv1.Platform_PLATFORM_MEET} {

@@ -28,7 +28,8 @@ const decisionAttempts = 4
 // worker holds it (ready, scheduled, or between workers) ingest ends the bot
 // itself with sub_code user_requested, and purges a scheduled bot's schedule.
 // A finished bot gives a *StateError. The document returned shows the new
-// state (read back once the projector applied it, or built from the event).
+// state (read back once the projector applied it, as of that event, or
+// built from the event).
 func (s *Service) Leave(ctx context.Context, project, id string) (*botdoc.Doc, error) {
 	doc, err := s.Get(ctx, project, id)
 	if err != nil {
@@ -145,7 +146,7 @@ func (s *Service) sendLeave(ctx context.Context, project, id string) (*usherv1.C
 // latest document with ev applied (or, without ev, as it is).
 func (s *Service) awaitProjection(ctx context.Context, doc *botdoc.Doc, seq uint64, ev *usherv1.BotEvent) *botdoc.Doc {
 	if doc.LastSeq >= seq {
-		return doc
+		return doc.AsOf(seq)
 	}
 	wctx, cancel := context.WithTimeout(ctx, s.cfg.ProjectionWait)
 	defer cancel()
@@ -168,7 +169,10 @@ func (s *Service) awaitProjection(ctx context.Context, doc *botdoc.Doc, seq uint
 				}
 				latest = d
 				if d.LastSeq >= seq {
-					return d
+					// The bot may have moved on already (a quick leave's
+					// leaving and ended share one write): answer with the
+					// state this request produced.
+					return d.AsOf(seq)
 				}
 			case <-wctx.Done():
 				break wait
