@@ -185,11 +185,7 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	mounts = append(mounts, mount{credentials.PathPrefix, creds})
 
-	linger := a.cfg.ProjectorLinger
-	if linger == 0 {
-		linger = -1 // the projector's "hold nothing back"
-	}
-	proj := projector.New(projector.Config{Shards: a.cfg.ProjectorShards, Linger: linger, DrainTimeout: a.cfg.ShutdownGrace, Connected: nc.IsConnected}, js, topo, a.log, a.reg)
+	proj := projector.New(projector.Config{Shards: a.cfg.ProjectorShards, Linger: a.cfg.ProjectorLinger, DrainTimeout: a.cfg.ShutdownGrace, Connected: nc.IsConnected}, js, topo, a.log, a.reg)
 	// The projector learns each new document from here, not from a read.
 	svc := bots.New(bots.Config{JoinDeadline: a.cfg.JoinDeadline, OnCreated: proj.Seed}, nc, js, topo, a.log, a.reg)
 	in := intake.New(intake.Config{

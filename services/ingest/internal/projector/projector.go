@@ -33,7 +33,8 @@ import (
 	"github.com/usherhq/usher/shared/topology"
 )
 
-// Config tunes the projector. Zero fields take the defaults in their comments.
+// Config tunes the projector. Zero fields take the defaults in their
+// comments (Linger's zero is a value: no hold-back).
 type Config struct {
 	// Shards is how many bots are projected at once. Default 16.
 	Shards int
@@ -56,8 +57,8 @@ type Config struct {
 	// and joined are tens of milliseconds apart when joins are quick — are
 	// applied in one document write: fewer writes to the BOTS bucket and to
 	// whatever watches it, for a document that shows a state at most this
-	// much later. Zero keeps the default; negative holds nothing back.
-	// Default 25ms.
+	// much later. Zero holds nothing back (ingest's default is
+	// USHER_INGEST_PROJECTOR_LINGER's).
 	Linger time.Duration
 	// WriteTimeout bounds the wait for a batch's pipelined document writes;
 	// a write not acknowledged by then is done again the careful way.
@@ -77,12 +78,6 @@ func (c *Config) defaults() {
 	}
 	if c.CacheSize <= 0 {
 		c.CacheSize = 16384
-	}
-	switch {
-	case c.Linger == 0:
-		c.Linger = 25 * time.Millisecond
-	case c.Linger < 0:
-		c.Linger = 0
 	}
 	for _, d := range []struct {
 		p *time.Duration
