@@ -14,10 +14,23 @@ import (
 	"github.com/usherhq/usher/shared/pubacks"
 )
 
-// releaseMarkerTTL is how long a released lease's purge marker stays (the
+// releaseMarkerTTL is how long a removed lease's purge marker stays (the
 // bucket's markers need a TTL of at least a second; the purge only has to
 // outlive writes still in flight).
 const releaseMarkerTTL = time.Minute
+
+// Gone reports whether err says a key does not exist: never written, or
+// deleted, purged or expired.
+func Gone(err error) bool {
+	return errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted)
+}
+
+// Purge removes bot botID's lease from kv if it is still at revision rev;
+// its marker expires after a while, so the bucket keeps no key of a bot
+// nobody serves.
+func Purge(ctx context.Context, kv jetstream.KeyValue, botID string, rev uint64) error {
+	return kv.Purge(ctx, botID, jetstream.LastRevision(rev), jetstream.PurgeTTL(releaseMarkerTTL))
+}
 
 type leaseState int
 
@@ -91,7 +104,7 @@ func (l *Lease) Release(ctx context.Context) error {
 		return nil
 	}
 	err := l.casOwned(ctx, rev, func(rev uint64) error {
-		return l.m.kv.Purge(ctx, l.botID, jetstream.LastRevision(rev), jetstream.PurgeTTL(releaseMarkerTTL))
+		return Purge(ctx, l.m.kv, l.botID, rev)
 	})
 	if err != nil {
 		return fmt.Errorf("release lease of bot %s: %w", l.botID, err)
@@ -159,8 +172,8 @@ func (l *Lease) changed(edit func(*Value)) ([]byte, error) {
 	return val, nil
 }
 
-// stop ends the worker's hold on the lease and returns the last known revision; ok is false when
-// the lease was already lost or stopped.
+// stop ends the worker's hold on the lease and returns the last known
+// revision; ok is false when the lease was already lost or stopped.
 func (l *Lease) stop(to leaseState) (rev uint64, ok bool) {
 	l.mu.Lock()
 	if l.state != held {
@@ -186,7 +199,7 @@ func (l *Lease) casOwned(ctx context.Context, rev uint64, op func(rev uint64) er
 		}
 		entry, gerr := l.m.kv.Get(ctx, l.botID)
 		if gerr != nil {
-			if errors.Is(gerr, jetstream.ErrKeyNotFound) || errors.Is(gerr, jetstream.ErrKeyDeleted) {
+			if Gone(gerr) {
 				return ErrLost
 			}
 			return gerr

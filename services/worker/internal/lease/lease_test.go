@@ -38,8 +38,13 @@ func ctx(t *testing.T) context.Context {
 	return c
 }
 
-func gone(err error) bool {
-	return errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted)
+// shortTTL is a harness whose heartbeats live one second, for tests that
+// wait for one to expire or outlive it.
+func shortTTL(t *testing.T) *wt.Harness {
+	t.Helper()
+	topo := topology.Defaults()
+	topo.LeaseTTL, topo.JobAckWait = time.Second, 5*time.Second
+	return wt.New(t, topo)
 }
 
 func TestAcquireIsExclusiveAndReleaseFreesIt(t *testing.T) {
@@ -58,7 +63,7 @@ func TestAcquireIsExclusiveAndReleaseFreesIt(t *testing.T) {
 	if err := l.Release(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Topo.Leases.Get(ctx(t), bot); !gone(err) {
+	if _, err := h.Topo.Leases.Get(ctx(t), bot); !lease.Gone(err) {
 		t.Fatalf("after release: %v", err)
 	}
 	l2, err := m2.Acquire(ctx(t), bot, nil)
@@ -78,9 +83,7 @@ func run(t *testing.T, m *lease.Manager) {
 
 func TestHeartbeatKeepsLeasesPastTheTTL(t *testing.T) {
 	t.Parallel()
-	topo := topology.Defaults()
-	topo.LeaseTTL, topo.JobAckWait = time.Second, 5*time.Second
-	h := wt.New(t, topo)
+	h := shortTTL(t)
 	m, reg := manager(t, h, "w1")
 	other, _ := manager(t, h, "w2")
 	bots := []string{ids.NewBotID(time.Now()), ids.NewBotID(time.Now()), ids.NewBotID(time.Now())}
@@ -165,9 +168,7 @@ func TestLostHeartbeatLosesEveryLease(t *testing.T) {
 
 func TestLeaseOfALiveWorkerIsHeldAndOfAStoppedOneEnds(t *testing.T) {
 	t.Parallel()
-	topo := topology.Defaults()
-	topo.LeaseTTL, topo.JobAckWait = time.Second, 5*time.Second
-	h := wt.New(t, topo)
+	h := shortTTL(t)
 	m1, _ := manager(t, h, "w1")
 	m2, _ := manager(t, h, "w2")
 	bot := ids.NewBotID(time.Now())
@@ -185,8 +186,8 @@ func TestLeaseOfALiveWorkerIsHeldAndOfAStoppedOneEnds(t *testing.T) {
 		l, err = m2.Acquire(ctx(t), bot, nil)
 		return err == nil
 	})
-	if waited := time.Since(start); waited < topo.LeaseTTL/2 {
-		t.Fatalf("lease taken over %s after w1's last heartbeat; the TTL is %s", waited, topo.LeaseTTL)
+	if waited := time.Since(start); waited < h.Topo.Config.LeaseTTL/2 {
+		t.Fatalf("lease taken over %s after w1's last heartbeat; the TTL is %s", waited, h.Topo.Config.LeaseTTL)
 	}
 	if l.TakenOver() {
 		t.Fatal("a lost worker's lease counts as a hand-off")
@@ -220,9 +221,7 @@ func TestHandOffIsTakenOver(t *testing.T) {
 
 func TestAbandonedLeaseEndsAfterTheTTLWhileTheWorkerLives(t *testing.T) {
 	t.Parallel()
-	topo := topology.Defaults()
-	topo.LeaseTTL, topo.JobAckWait = time.Second, 5*time.Second
-	h := wt.New(t, topo)
+	h := shortTTL(t)
 	m, _ := manager(t, h, "w1")
 	other, _ := manager(t, h, "w2")
 	kept, dropped := ids.NewBotID(time.Now()), ids.NewBotID(time.Now())

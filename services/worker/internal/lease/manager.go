@@ -83,6 +83,8 @@ type Manager struct {
 	worker string
 	log    *slog.Logger
 	met    *metrics
+	// beatVal is what this worker's heartbeat key holds.
+	beatVal []byte
 
 	// beatMu serialises starting a heartbeat.
 	beatMu sync.Mutex
@@ -122,16 +124,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 // New returns a Manager on the leases and heartbeats buckets; ttl is the
 // heartbeats' time to live (topology LeaseTTL) and worker this worker's id.
 func New(js jetstream.JetStream, kv, beats jetstream.KeyValue, ttl time.Duration, worker string, log *slog.Logger, reg prometheus.Registerer) *Manager {
+	beatVal, _ := json.Marshal(beatValue{Worker: worker}) // strings only: it cannot fail
 	return &Manager{
-		js:     js,
-		kv:     kv,
-		beats:  beats,
-		prefix: "$KV." + topology.BucketLeases + ".",
-		ttl:    ttl,
-		worker: worker,
-		log:    log,
-		met:    newMetrics(reg),
-		held:   make(map[*Lease]struct{}),
+		beatVal: beatVal,
+		js:      js,
+		kv:      kv,
+		beats:   beats,
+		prefix:  "$KV." + topology.BucketLeases + ".",
+		ttl:     ttl,
+		worker:  worker,
+		log:     log,
+		met:     newMetrics(reg),
+		held:    make(map[*Lease]struct{}),
 	}
 }
 
@@ -164,11 +168,7 @@ func (m *Manager) currentBeat(ctx context.Context) (string, error) {
 		return b, nil
 	}
 	key := nuid.Next()
-	val, err := json.Marshal(beatValue{Worker: m.worker})
-	if err != nil {
-		return "", fmt.Errorf("encode heartbeat: %w", err)
-	}
-	rev, err := m.beats.Create(ctx, key, val)
+	rev, err := m.beats.Create(ctx, key, m.beatVal)
 	if err != nil {
 		return "", fmt.Errorf("start heartbeat: %w", err)
 	}
@@ -282,7 +282,7 @@ func (m *Manager) hold(botID string, val []byte, beat string, rev uint64, takenO
 // is gone; any other live lease is ErrHeld.
 func (m *Manager) takeOver(ctx context.Context, botID string, val []byte) (rev uint64, takenOver bool, err error) {
 	entry, err := m.kv.Get(ctx, botID)
-	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+	if Gone(err) {
 		// Released between our Create and Get: try once more.
 		rev, err := m.kv.Create(ctx, botID, val)
 		if errors.Is(err, jetstream.ErrKeyExists) {
@@ -331,7 +331,7 @@ func (m *Manager) alive(ctx context.Context, beat string) (bool, error) {
 	switch {
 	case err == nil:
 		return true, nil
-	case errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted):
+	case Gone(err):
 		return false, nil
 	default:
 		return false, fmt.Errorf("read holder's heartbeat: %w", err)
@@ -370,13 +370,9 @@ func (m *Manager) Renew(ctx context.Context) {
 		m.loseBeat(beat, "heartbeat not renewed in time")
 		return
 	}
-	val, err := json.Marshal(beatValue{Worker: m.worker})
-	if err != nil {
-		return
-	}
 	wctx, cancel := context.WithTimeout(ctx, m.ttl/3)
 	defer cancel()
-	next, err := m.beats.Update(wctx, beat, val, rev)
+	next, err := m.beats.Update(wctx, beat, m.beatVal, rev)
 	if err != nil {
 		m.met.renewals.WithLabelValues("error").Inc()
 		if pubacks.WrongLastSequence(err) {

@@ -162,7 +162,7 @@ func (r *Reaper) leasesOf(ctx context.Context, beat string) ([]jetstream.KeyValu
 func (r *Reaper) Reap(ctx context.Context, lost jetstream.KeyValueEntry) (string, error) {
 	botID := lost.Key()
 	if cur, err := r.topo.Leases.Get(ctx, botID); err != nil {
-		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		if lease.Gone(err) {
 			return "settled", nil
 		}
 		return "error", fmt.Errorf("read lease: %w", err)
@@ -177,7 +177,7 @@ func (r *Reaper) Reap(ctx context.Context, lost jetstream.KeyValueEntry) (string
 	if err != nil || result == "handed_off" {
 		return result, err
 	}
-	err = r.topo.Leases.Purge(ctx, botID, jetstream.LastRevision(lost.Revision()), jetstream.PurgeTTL(time.Minute))
+	err = lease.Purge(ctx, r.topo.Leases, botID, lost.Revision())
 	if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 		return "error", fmt.Errorf("purge lease: %w", err)
 	}

@@ -2,7 +2,6 @@ package reaper_test
 
 import (
 	"context"
-	"errors"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 
 	usherv1 "github.com/usherhq/usher/proto/gen/usher/v1"
 	"github.com/usherhq/usher/services/worker/internal/instant"
+	"github.com/usherhq/usher/services/worker/internal/lease"
 	"github.com/usherhq/usher/services/worker/internal/reaper"
 	wt "github.com/usherhq/usher/services/worker/internal/workertest"
 	"github.com/usherhq/usher/shared/botevents"
@@ -61,7 +61,7 @@ func emulate(t *testing.T, h *wt.Harness, beat string, job *usherv1.JoinJob, cha
 func leaseGone(t *testing.T, h *wt.Harness, job *usherv1.JoinJob) bool {
 	t.Helper()
 	_, err := h.Topo.Leases.Get(context.Background(), job.GetBotId())
-	if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) && !errors.Is(err, jetstream.ErrKeyDeleted) {
+	if err != nil && !lease.Gone(err) {
 		t.Fatal(err)
 	}
 	return err != nil
