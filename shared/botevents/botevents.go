@@ -96,12 +96,12 @@ type Change struct {
 // ErrConflict when cur is no longer the bot's last event, and
 // ErrIllegalTransition when the change is not a legal transition from cur.State.
 func (s *Store) Publish(ctx context.Context, cur Cursor, ch Change) (Cursor, *usherv1.BotEvent, error) {
-	msg, opts, ev, err := s.message(cur, ch)
+	msg, ev, err := s.message(cur, ch)
 	if err != nil {
 		return cur, nil, err
 	}
-	ack, err := s.js.PublishMsg(ctx, msg, opts...)
-	return s.settle(ctx, cur, ch, ev, ack, err)
+	ack, err := s.js.PublishMsg(ctx, msg)
+	return settle(cur, ch, ev, ack, err)
 }
 
 // Append is a change to publish after Cur.
@@ -136,7 +136,7 @@ func (s *Store) PublishMany(ctx context.Context, apps []Append) []Appended {
 		if sent[i] == nil {
 			continue
 		}
-		cur, ev, err := sent[i].Settle(ctx, r.Ack, r.Err)
+		cur, ev, err := sent[i].Settle(r.Ack, r.Err)
 		out[i] = Appended{Cur: cur, Event: ev, Err: err}
 	}
 	return out
@@ -161,11 +161,11 @@ type Sent struct {
 // Publish refuses before sending (an illegal transition, an unknown
 // sub_code) and an async publish the client cannot take.
 func (s *Store) Send(cur Cursor, ch Change) (*Sent, error) {
-	msg, opts, ev, err := s.message(cur, ch)
+	msg, ev, err := s.message(cur, ch)
 	if err != nil {
 		return nil, err
 	}
-	fut, err := s.js.PublishMsgAsync(msg, opts...)
+	fut, err := s.js.PublishMsgAsync(msg)
 	if err != nil {
 		return nil, fmt.Errorf("publish event %d of bot %s: %w", ev.Seq, cur.BotID, err)
 	}
@@ -175,8 +175,8 @@ func (s *Store) Send(cur Cursor, ch Change) (*Sent, error) {
 // Settle turns the server's answer to a Send (ack, or err) into what
 // Publish returns: the new cursor and the event, ErrConflict when another
 // writer got there first, or the error. A duplicate ack re-reads the bot.
-func (p *Sent) Settle(ctx context.Context, ack *jetstream.PubAck, err error) (Cursor, *usherv1.BotEvent, error) {
-	return p.store.settle(ctx, p.Prev, p.Change, p.ev, ack, err)
+func (p *Sent) Settle(ack *jetstream.PubAck, err error) (Cursor, *usherv1.BotEvent, error) {
+	return settle(p.Prev, p.Change, p.ev, ack, err)
 }
 
 // Check refuses, as Publish does before sending anything, a change that is
@@ -193,9 +193,9 @@ func Check(cur Cursor, ch Change) error {
 }
 
 // message is the event that appends ch after cur, and how to publish it.
-func (s *Store) message(cur Cursor, ch Change) (*nats.Msg, []jetstream.PublishOpt, *usherv1.BotEvent, error) {
+func (s *Store) message(cur Cursor, ch Change) (*nats.Msg, *usherv1.BotEvent, error) {
 	if err := Check(cur, ch); err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	at := ch.At
 	if at.IsZero() {
@@ -214,37 +214,28 @@ func (s *Store) message(cur Cursor, ch Change) (*nats.Msg, []jetstream.PublishOp
 	}
 	data, err := proto.Marshal(ev)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("encode event: %w", err)
+		return nil, nil, fmt.Errorf("encode event: %w", err)
 	}
 	// Only the headers the write needs: every header is encoded, scanned by
 	// the server, stored and parsed again by every consumer, on the busiest
 	// stream. Events are protobuf, the default without a Content-Type.
-	msg := &nats.Msg{Subject: topology.EventSubject(cur.Project, cur.BotID), Data: data, Header: nats.Header{}}
-	return msg, []jetstream.PublishOpt{
-		jetstream.WithMsgID(topology.EventMsgID(cur.BotID, ev.Seq)),
-		jetstream.WithExpectLastSequencePerSubject(cur.StreamSeq),
-	}, ev, nil
+	//
+	// No Nats-Msg-Id: the compare-and-set is the event's guard. JetStream
+	// checks the expected sequence before the duplicate window, so a retry
+	// of an event that landed is refused as a conflict either way, and an id
+	// would only cost the stream its dedupe bookkeeping.
+	msg := &nats.Msg{Subject: topology.EventSubject(cur.Project, cur.BotID), Data: data}
+	pubacks.ExpectLastSequence(msg, cur.StreamSeq)
+	return msg, ev, nil
 }
 
 // settle turns a publish's acknowledgement (or error) into Publish's result.
-func (s *Store) settle(ctx context.Context, cur Cursor, ch Change, ev *usherv1.BotEvent, ack *jetstream.PubAck, err error) (Cursor, *usherv1.BotEvent, error) {
+func settle(cur Cursor, ch Change, ev *usherv1.BotEvent, ack *jetstream.PubAck, err error) (Cursor, *usherv1.BotEvent, error) {
 	if err != nil {
 		if pubacks.WrongLastSequence(err) {
 			return cur, nil, fmt.Errorf("publish event %d of bot %s: %w", ev.Seq, cur.BotID, ErrConflict)
 		}
 		return cur, nil, fmt.Errorf("publish event %d of bot %s: %w", ev.Seq, cur.BotID, err)
-	}
-	if ack.Duplicate {
-		// A retry of a publish that already landed: the stored event is ours
-		// only if nobody else wrote since; re-read to be sure.
-		last, err := s.Last(ctx, cur.Project, cur.BotID, cur.State)
-		if err != nil {
-			return cur, nil, err
-		}
-		if last.Seq != ev.Seq || last.State != ch.To {
-			return last, nil, fmt.Errorf("publish event %d of bot %s: %w", ev.Seq, cur.BotID, ErrConflict)
-		}
-		return last, ev, nil
 	}
 	next := Cursor{Project: cur.Project, BotID: cur.BotID, State: ch.To, Seq: ev.Seq, StreamSeq: ack.Sequence}
 	return next, ev, nil

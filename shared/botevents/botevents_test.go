@@ -35,6 +35,15 @@ func TestPublishOrdersEventsAndRefusesStaleWriters(t *testing.T) {
 	if _, _, err := store.Publish(ctx, stale, botevents.Change{To: botstate.Ended}); !errors.Is(err, botevents.ErrConflict) {
 		t.Fatalf("stale writer: err = %v, want ErrConflict", err)
 	}
+	// So is a retry of the event that landed (events carry no Nats-Msg-Id:
+	// the compare-and-set alone keeps a bot's events one each), and nothing
+	// is stored twice.
+	if _, _, err := store.Publish(ctx, stale, botevents.Change{To: botstate.Joining, BotMetadata: map[string]string{"k": "v"}}); !errors.Is(err, botevents.ErrConflict) {
+		t.Fatalf("retried joining: err = %v, want ErrConflict", err)
+	}
+	if again, err := store.Last(ctx, "acme", "bot_0000000000000001", botstate.Ready); err != nil || again != cur {
+		t.Fatalf("after the retry Last = %+v, %v; want %+v", again, err, cur)
+	}
 	if _, _, err := store.Publish(ctx, cur, botevents.Change{To: botstate.Ready}); !errors.Is(err, botevents.ErrIllegalTransition) {
 		t.Fatalf("joining → ready: err = %v, want ErrIllegalTransition", err)
 	}

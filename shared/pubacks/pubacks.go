@@ -28,6 +28,10 @@ func Await(ctx context.Context, futs []jetstream.PubAckFuture) []Result {
 		if f == nil {
 			continue
 		}
+		if pf, ok := f.(*Future); ok {
+			out[i] = awaitFuture(ctx, pf)
+			continue
+		}
 		if ctx.Err() == nil {
 			select {
 			case ack := <-f.Ok():
@@ -49,6 +53,27 @@ func Await(ctx context.Context, futs []jetstream.PubAckFuture) []Result {
 		}
 	}
 	return out
+}
+
+// awaitFuture is Await's way with a Future of a Publisher: one channel,
+// none made for it.
+func awaitFuture(ctx context.Context, f *Future) Result {
+	select {
+	case <-f.Done():
+		return f.Result()
+	default:
+	}
+	select {
+	case <-f.Done():
+		return f.Result()
+	case <-ctx.Done():
+	}
+	select {
+	case <-f.Done():
+		return f.Result()
+	default:
+		return Result{Err: ctx.Err()}
+	}
 }
 
 // WrongLastSequence reports whether a write was refused because its

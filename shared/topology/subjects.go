@@ -102,6 +102,3 @@ func JobMsgID(botID string) string { return "job:" + botID }
 // worker: job:<bot_id>:h<n>, n being the seq of the bot's last event when it
 // was handed off, so each hand-off is stored once however often it is retried.
 func HandOffMsgID(botID string, n uint64) string { return fmt.Sprintf("%s:h%d", JobMsgID(botID), n) }
-
-// EventMsgID is the Nats-Msg-Id of a bot's seq-th event.
-func EventMsgID(botID string, seq uint64) string { return fmt.Sprintf("ev:%s:%d", botID, seq) }

@@ -31,6 +31,7 @@ import (
 	"github.com/usherhq/usher/services/ingest/internal/ratelimit"
 	"github.com/usherhq/usher/shared/httpserve"
 	"github.com/usherhq/usher/shared/metrics"
+	"github.com/usherhq/usher/shared/pubacks"
 	"github.com/usherhq/usher/shared/secret"
 	"github.com/usherhq/usher/shared/topology"
 )
@@ -178,6 +179,15 @@ func (a *App) Run(ctx context.Context) error {
 		return err
 	}
 
+	// The hot writes (documents, jobs) go through Usher's lean async
+	// publisher; the rest of JetStream is js's.
+	pub, err := pubacks.NewPublisher(js, nc, pubacks.PublisherConfig{Timeout: 10 * time.Second, MaxPending: 8192})
+	if err != nil {
+		_ = ln.Close()
+		return fmt.Errorf("jetstream publisher: %w", err)
+	}
+	defer pub.Close()
+
 	creds, gauge, err := a.credentials(topo)
 	if err != nil {
 		_ = ln.Close()
@@ -185,16 +195,16 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	mounts = append(mounts, mount{credentials.PathPrefix, creds})
 
-	proj := projector.New(projector.Config{Shards: a.cfg.ProjectorShards, Linger: a.cfg.ProjectorLinger, DrainTimeout: a.cfg.ShutdownGrace, Connected: nc.IsConnected}, js, topo, a.log, a.reg)
+	proj := projector.New(projector.Config{Shards: a.cfg.ProjectorShards, Linger: a.cfg.ProjectorLinger, DrainTimeout: a.cfg.ShutdownGrace, Connected: nc.IsConnected}, pub, topo, a.log, a.reg)
 	// The projector learns each new document from here, not from a read.
-	svc := bots.New(bots.Config{JoinDeadline: a.cfg.JoinDeadline, OnCreated: proj.Seed}, nc, js, topo, a.log, a.reg)
+	svc := bots.New(bots.Config{JoinDeadline: a.cfg.JoinDeadline, OnCreated: proj.Seed}, nc, pub, topo, a.log, a.reg)
 	in := intake.New(intake.Config{
 		Workers:        a.cfg.IntakeWorkers,
 		MaxBatch:       a.cfg.IntakeBatch,
 		MaxBodyBytes:   a.cfg.MaxBodyBytes,
 		RequestTimeout: a.cfg.RequestTimeout,
 		DrainTimeout:   a.cfg.ShutdownGrace,
-	}, nc, js, svc, a.validator, a.limiter, a.answers, a.log, a.reg)
+	}, nc, pub, svc, a.validator, a.limiter, a.answers, a.log, a.reg)
 	handler := a.handler(api.New(api.Config{
 		MaxBodyBytes:   a.cfg.MaxBodyBytes,
 		PublicURL:      a.cfg.PublicURL,

@@ -28,6 +28,7 @@ import (
 	"github.com/usherhq/usher/services/worker/internal/reaper"
 	"github.com/usherhq/usher/shared/httpserve"
 	"github.com/usherhq/usher/shared/metrics"
+	"github.com/usherhq/usher/shared/pubacks"
 	"github.com/usherhq/usher/shared/secret"
 	"github.com/usherhq/usher/shared/topology"
 )
@@ -183,7 +184,14 @@ func (a *App) Run(ctx context.Context) error {
 	if a.onClaim != nil {
 		ropts = append(ropts, jobs.WithClaimObserver(a.onClaim))
 	}
-	rt, err := jobs.New(a.cfg.Jobs, nc, js, topo, handler, a.log, a.reg, ropts...)
+	// The bots' hot writes (leases, events) go through Usher's lean async
+	// publisher; the rest of JetStream is js's.
+	pub, err := pubacks.NewPublisher(js, nc, pubacks.PublisherConfig{Timeout: 10 * time.Second, MaxPending: 4096})
+	if err != nil {
+		return fmt.Errorf("jetstream publisher: %w", err)
+	}
+	defer pub.Close()
+	rt, err := jobs.New(a.cfg.Jobs, nc, pub, topo, handler, a.log, a.reg, ropts...)
 	if err != nil {
 		return err
 	}

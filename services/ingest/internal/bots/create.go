@@ -132,7 +132,8 @@ func (s *Service) prepare(ctx context.Context, r Request) *creation {
 func (s *Service) storeDocs(ctx context.Context, cs []*creation) {
 	burst := s.burst(ctx, cs, func(c *creation) (*nats.Msg, []jetstream.PublishOpt) {
 		msg := &nats.Msg{Subject: topology.BotsKeyPrefix + c.doc.Key(), Data: c.data}
-		return msg, []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(0)}
+		pubacks.ExpectLastSequence(msg, 0)
+		return msg, nil
 	})
 	for i, c := range cs {
 		if c.err != nil {
@@ -268,11 +269,10 @@ func jobMessage(doc *botdoc.Doc) (*nats.Msg, []jetstream.PublishOpt, error) {
 	}
 	platform := doc.PlatformEnum()
 	// Jobs are protobuf, the default without a Content-Type header.
-	msg := &nats.Msg{Subject: topology.JobSubject(platform), Data: data, Header: nats.Header{}}
-	opts := []jetstream.PublishOpt{
-		jetstream.WithMsgID(topology.JobMsgID(doc.ID)),
-		jetstream.WithExpectStream(topology.StreamJobs),
-	}
+	msg := &nats.Msg{Subject: topology.JobSubject(platform), Data: data, Header: make(nats.Header, 4)}
+	pubacks.SetMsgID(msg, topology.JobMsgID(doc.ID))
+	pubacks.ExpectStream(msg, topology.StreamJobs)
+	var opts []jetstream.PublishOpt
 	if doc.JoinAt != nil {
 		msg.Subject = topology.ScheduleSubject(doc.ID)
 		opts = append(opts,

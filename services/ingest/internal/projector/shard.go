@@ -169,7 +169,9 @@ func (s *shard) project(ctx context.Context, bots []*botBatch) {
 			s.settleAll(b, out)
 			continue
 		case w != nil:
-			if fut, err := p.js.PublishMsgAsync(w.msg(), jetstream.WithExpectLastSequencePerSubject(w.rev)); err == nil {
+			m := w.msg()
+			pubacks.ExpectLastSequence(m, w.rev)
+			if fut, err := p.js.PublishMsgAsync(m); err == nil {
 				w.b = b
 				writes, futs = append(writes, w), append(futs, fut)
 				continue

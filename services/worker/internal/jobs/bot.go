@@ -237,14 +237,7 @@ func (b *Bot) storedJoined(s *pendingJoined) (botevents.Cursor, error) {
 	if s.err != nil {
 		return botevents.Cursor{}, s.err
 	}
-	ctx := context.Background()
-	if s.ack.Duplicate {
-		// Settle re-reads the bot.
-		var cancel context.CancelFunc
-		ctx, cancel = b.rt.opCtx(ctx)
-		defer cancel()
-	}
-	cur, _, err := s.sent.Settle(ctx, s.ack, nil)
+	cur, _, err := s.sent.Settle(s.ack, nil)
 	return cur, err
 }
 

@@ -240,7 +240,8 @@ func (m *Manager) AcquireMany(ctx context.Context, wants []Want) []Got {
 		}
 		vals[i] = val
 		msg := &nats.Msg{Subject: m.prefix + w.BotID, Data: val}
-		futs[i], _ = m.js.PublishMsgAsync(msg, jetstream.WithExpectLastSequencePerSubject(0))
+		pubacks.ExpectLastSequence(msg, 0)
+		futs[i], _ = m.js.PublishMsgAsync(msg)
 	}
 	for i, r := range pubacks.Await(ctx, futs) {
 		switch {

@@ -1,0 +1,4 @@
+package pubacks
+
+// ParseAck is parseAck, for the tests.
+var ParseAck = parseAck
