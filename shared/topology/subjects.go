@@ -23,7 +23,8 @@ const (
 	EventsPrefix = "usher.events"
 	// RejectionsPrefix carries refused NATS requests: usher.rejections.<project>.
 	RejectionsPrefix = "usher.rejections"
-	// ControlPrefix carries commands to the worker holding a bot: usher.control.<project>.<bot_id>.
+	// ControlPrefix carries commands to the worker holding a bot:
+	// usher.control.<worker's token>.<project>.<bot_id> (package botcontrol).
 	ControlPrefix = "usher.control"
 )
 
@@ -86,11 +87,6 @@ func EventSubject(project, botID string) string {
 
 // RejectionSubject carries a project's refused NATS requests.
 func RejectionSubject(project string) string { return RejectionsPrefix + "." + project }
-
-// ControlSubject reaches the worker that holds a bot.
-func ControlSubject(project, botID string) string {
-	return ControlPrefix + "." + project + "." + botID
-}
 
 // BotKey is the key of a bot's document in the BOTS bucket.
 func BotKey(project, botID string) string { return project + "." + botID }

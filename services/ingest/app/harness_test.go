@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 
 	usherv1 "github.com/usherhq/usher/proto/gen/usher/v1"
 	"github.com/usherhq/usher/services/ingest/app"
+	"github.com/usherhq/usher/shared/botcontrol"
 	"github.com/usherhq/usher/shared/botevents"
 	"github.com/usherhq/usher/shared/config"
 	"github.com/usherhq/usher/shared/logging"
@@ -342,6 +344,21 @@ func (w *worker) emit(to, subCode string) {
 		w.t.Fatalf("emit %s: %v", to, err)
 	}
 	w.cur = cur
+}
+
+// holdLease writes the bot's lease as a worker taking commands on a
+// control prefix of its own does, and returns where that worker takes the
+// bot's commands.
+func (w *worker) holdLease() string {
+	w.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	prefix := botcontrol.NewPrefix()
+	val := fmt.Sprintf(`{"worker":"fake-worker","token":"t","beat":"b","control":%q}`, prefix)
+	if _, err := w.e.topo.Leases.Create(ctx, w.cur.BotID, []byte(val)); err != nil {
+		w.t.Fatalf("lease of bot %s: %v", w.cur.BotID, err)
+	}
+	return botcontrol.Subject(prefix, w.cur.Project, w.cur.BotID)
 }
 
 // ingest0Logs returns the logs of the last stopped ingest run.

@@ -54,6 +54,36 @@ func TestLeaveWithoutWorkerEndsTheBot(t *testing.T) {
 	}
 }
 
+// TestLeaveOfABotWhoseHolderIsGoneEndsIt: the bot's lease names a worker
+// that no longer takes commands (it died, its lease not reaped yet), or one
+// that answers it does not serve the bot: ingest ends the bot itself, as
+// when no worker holds it.
+func TestLeaveOfABotWhoseHolderIsGoneEndsIt(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, nil)
+	for _, answers := range []bool{false, true} {
+		id := e.create(acmeKey, `{"meeting_url":"`+meetURL+`","bot_name":"b"}`)["id"].(string)
+		w := e.worker("acme", id, "ready")
+		w.emit("joining", "")
+		w.emit("joined", "")
+		subject := w.holdLease()
+		if answers {
+			sub, err := e.nc.Subscribe(subject, func(m *nats.Msg) {
+				data, _ := proto.Marshal(&usherv1.ControlReply{Error: "bot is not served by this worker"})
+				_ = m.Respond(data)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = sub.Unsubscribe() })
+		}
+		r := e.do("POST", "/api/v1/bots/"+id+"/leave", acmeKey, "")
+		if bot := r.obj(t); r.status != 200 || bot["state"] != "ended" || bot["sub_code"] != "user_requested" {
+			t.Fatalf("leave (holder answers: %v): %d %v", answers, r.status, bot)
+		}
+	}
+}
+
 func TestLeaveOfAScheduledBotPurgesItsSchedule(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, nil)
@@ -88,7 +118,7 @@ func TestLeaveAsksTheWorkerHoldingTheBot(t *testing.T) {
 		defer mu.Unlock()
 		return slices.Clone(commands)
 	}
-	sub, err := e.nc.Subscribe(topology.ControlSubject("acme", id), func(m *nats.Msg) {
+	sub, err := e.nc.Subscribe(w.holdLease(), func(m *nats.Msg) {
 		mu.Lock()
 		defer mu.Unlock()
 		var cmd usherv1.LeaveCommand
@@ -194,7 +224,7 @@ func TestLeaveRefusedByTheWorkerAsksToRetry(t *testing.T) {
 	w := e.worker("acme", id, "ready")
 	w.emit("joining", "")
 	w.emit("joined", "")
-	sub, err := e.nc.Subscribe(topology.ControlSubject("acme", id), func(m *nats.Msg) {
+	sub, err := e.nc.Subscribe(w.holdLease(), func(m *nats.Msg) {
 		data, _ := proto.Marshal(&usherv1.ControlReply{State: "joined", Seq: 2, Error: "bot lease lost"})
 		_ = m.Respond(data)
 	})

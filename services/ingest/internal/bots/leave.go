@@ -8,12 +8,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	usherv1 "github.com/usherhq/usher/proto/gen/usher/v1"
 	"github.com/usherhq/usher/services/ingest/internal/botdoc"
 	"github.com/usherhq/usher/services/ingest/internal/botindex"
+	"github.com/usherhq/usher/shared/botcontrol"
 	"github.com/usherhq/usher/shared/botevents"
 	"github.com/usherhq/usher/shared/botstate"
 	"github.com/usherhq/usher/shared/topology"
@@ -73,7 +73,8 @@ func (s *Service) Leave(ctx context.Context, project, id string) (*botdoc.Doc, e
 			}
 			continue
 		case errors.Is(err, nats.ErrNoResponders):
-			// Nobody holds the bot: end it here. A worker that claims its job
+			// Nobody holds the bot (no lease, a hand-off, or a worker that is
+			// gone or no longer serves it): end it here. A worker that claims its job
 			// later sees the terminal state and acks without joining.
 			next, ev, err := s.events.Publish(ctx, cur, botevents.Change{
 				To:          botstate.Ended,
@@ -123,22 +124,12 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
+// sendLeave asks the worker holding the bot (named by its lease) to leave;
+// botcontrol.ErrNotHeld (a nats.ErrNoResponders) when no worker holds it.
 func (s *Service) sendLeave(ctx context.Context, project, id string) (*usherv1.ControlReply, error) {
-	data, err := proto.Marshal(&usherv1.LeaveCommand{BotId: id, Reason: botstate.SubUserRequested})
-	if err != nil {
-		return nil, fmt.Errorf("encode leave command: %w", err)
-	}
 	rctx, cancel := context.WithTimeout(ctx, s.cfg.LeaveTimeout)
 	defer cancel()
-	msg, err := s.nc.RequestWithContext(rctx, topology.ControlSubject(project, id), data)
-	if err != nil {
-		return nil, err
-	}
-	var reply usherv1.ControlReply
-	if err := proto.Unmarshal(msg.Data, &reply); err != nil {
-		return nil, fmt.Errorf("decode control reply: %w", err)
-	}
-	return &reply, nil
+	return botcontrol.Leave(rctx, s.nc, s.leases, project, id, botstate.SubUserRequested)
 }
 
 // awaitProjection returns the bot once the projector has applied event seq,

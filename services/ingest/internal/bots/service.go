@@ -68,6 +68,7 @@ type Service struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	kv      jetstream.KeyValue
+	leases  jetstream.KeyValue // read to reach the worker holding a bot
 	jobs    jetstream.Stream
 	events  *botevents.Store
 	log     *slog.Logger
@@ -76,7 +77,8 @@ type Service struct {
 	undos chan undo
 }
 
-// New returns a Service on the topology's BOTS bucket, JOBS and EVENTS streams.
+// New returns a Service on the topology's BOTS and BOT_LEASES buckets, JOBS
+// and EVENTS streams.
 func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, topo *topology.Topology, log *slog.Logger, reg prometheus.Registerer) *Service {
 	cfg.defaults()
 	return &Service{
@@ -84,6 +86,7 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, topo *topology.Topol
 		nc:      nc,
 		js:      js,
 		kv:      topo.Bots,
+		leases:  topo.Leases,
 		jobs:    topo.Jobs,
 		events:  botevents.New(js, topo.Events),
 		log:     log,

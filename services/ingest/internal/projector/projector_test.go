@@ -260,6 +260,9 @@ func TestHeldBackEventsOfABotShareOneWrite(t *testing.T) {
 	waitFor(t, "both documents written", func() bool {
 		return f.stored(quick).State == botstate.Joined && f.stored(slow).State == botstate.Joining
 	})
+	// The shard counts a write once its acknowledgement is back, a moment
+	// after the bucket shows it.
+	waitFor(t, "both writes acknowledged", func() bool { return f.writes() >= 2 })
 	if w := f.writes(); w != 2 {
 		t.Fatalf("document writes = %v, want 2: one for quick's joining and joined, one for slow's joining", w)
 	}
@@ -270,6 +273,7 @@ func TestHeldBackEventsOfABotShareOneWrite(t *testing.T) {
 	if waited := time.Since(start); waited > 5*linger {
 		t.Fatalf("a lone event took %s to reach its document (linger %s)", waited, linger)
 	}
+	waitFor(t, "the third write acknowledged", func() bool { return f.writes() >= 3 })
 	if w := f.writes(); w != 3 {
 		t.Fatalf("document writes = %v, want 3", w)
 	}

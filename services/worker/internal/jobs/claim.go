@@ -5,7 +5,6 @@ import (
 	"errors"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/usherhq/usher/services/worker/internal/lease"
@@ -31,7 +30,6 @@ type delivery struct {
 	// Set by claimMany.
 	claimed  bool  // a lease was asked for: claimErr, or b.lease, says how it went
 	claimErr error // why the lease was not acquired
-	sub      *nats.Subscription
 	started  bool  // joining was published as the bot's first event
 	startErr error // why it was not (errNotFirst: the bot had events)
 }
@@ -66,8 +64,7 @@ func (r *Runtime) admit(base context.Context, msg jetstream.Msg) *delivery {
 }
 
 // claimMany claims the first deliveries of a batch together: their leases
-// in one burst, then (control subscriptions first) their joining events in
-// another. A bot the bursts could not claim or start is left to serve,
+// in one burst, then their joining events in another. A bot the bursts could not claim or start is left to serve,
 // which does it the careful way, one bot at a time.
 func (r *Runtime) claimMany(base context.Context, ds []*delivery) {
 	var wants []lease.Want
@@ -98,11 +95,6 @@ func (r *Runtime) claimMany(base context.Context, ds []*delivery) {
 		if got.Lease.TakenOver() {
 			continue
 		}
-		sub, err := r.subscribeControl(b)
-		if err != nil {
-			continue
-		}
-		d.sub = sub
 		b.mu.Lock() // until its first event is settled, like start
 		if b.usableLocked() != nil || b.leaveAsked || pastDeadline(b.job, 0) {
 			b.mu.Unlock()

@@ -2,27 +2,26 @@ package jobs
 
 import (
 	"context"
-	"strings"
 
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	usherv1 "github.com/usherhq/usher/proto/gen/usher/v1"
+	"github.com/usherhq/usher/shared/botcontrol"
 	"github.com/usherhq/usher/shared/botstate"
 	"github.com/usherhq/usher/shared/topology"
 )
 
-// Every bot has its own subscription on usher.control.<project>.<bot_id> (so
-// a request for a bot nobody holds gets "no responders"), but all of them
-// feed one channel read by one goroutine: thousands of bots cost no
-// goroutine each.
+// The worker takes the commands of all its bots on one subscription,
+// <control prefix>.> (package botcontrol), made before its first lease names
+// the prefix, and read by one goroutine: thousands of bots cost no
+// subscription and no goroutine each. A bot is registered before its lease
+// is written, so a sender that found the lease finds the bot here.
 
-// subscribeControl subscribes the bot's control subject. The subscription is
-// in place on the server before any later publish on the same connection,
-// so the joining event is never visible before the bot can take a command.
-func (r *Runtime) subscribeControl(b *Bot) (*nats.Subscription, error) {
-	return r.nc.ChanSubscribe(topology.ControlSubject(b.job.GetProject(), b.job.GetBotId()), r.control)
+// subscribeControl subscribes the worker's control prefix.
+func (r *Runtime) subscribeControl() (*nats.Subscription, error) {
+	return r.nc.ChanSubscribe(r.controlPrefix+".>", r.control)
 }
 
 func (r *Runtime) dispatchControl(ctx, base context.Context) {
@@ -38,9 +37,13 @@ func (r *Runtime) dispatchControl(ctx, base context.Context) {
 
 func (r *Runtime) routeControl(base context.Context, m *nats.Msg) {
 	asJSON := m.Header.Get(topology.HeaderContentType) == topology.ContentTypeJSON
-	project, botID := controlTarget(m.Subject)
-	b := r.lookup(botID)
+	project, botID, ok := botcontrol.Target(r.controlPrefix, m.Subject)
+	var b *Bot
+	if ok {
+		b = r.lookup(botID)
+	}
 	if b == nil || b.job.GetProject() != project {
+		// No state in the reply: the sender takes it as "nobody holds the bot".
 		respondControl(m, asJSON, &usherv1.ControlReply{Error: "bot is not served by this worker"}, r)
 		return
 	}
@@ -85,18 +88,7 @@ func respondControl(m *nats.Msg, asJSON bool, reply *usherv1.ControlReply, r *Ru
 		return
 	}
 	out := &nats.Msg{Subject: m.Reply, Data: data, Header: nats.Header{topology.HeaderContentType: []string{ct}}}
-	// Publish on our connection: the bot's subscription may be gone by now.
 	if err := r.nc.PublishMsg(out); err != nil {
 		r.log.Warn("control reply not sent", "error", err)
 	}
-}
-
-// controlTarget splits usher.control.<project>.<bot_id>.
-func controlTarget(subject string) (project, botID string) {
-	rest, ok := strings.CutPrefix(subject, topology.ControlPrefix+".")
-	if !ok {
-		return "", ""
-	}
-	project, botID, _ = strings.Cut(rest, ".")
-	return project, botID
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/usherhq/usher/services/worker/internal/lease"
+	"github.com/usherhq/usher/shared/botcontrol"
 	"github.com/usherhq/usher/shared/botevents"
 	"github.com/usherhq/usher/shared/botstate"
 	"github.com/usherhq/usher/shared/topology"
@@ -53,8 +54,8 @@ func WithClaimObserver(f func(latency time.Duration)) Option {
 	return func(r *Runtime) { r.onClaim = f }
 }
 
-// controlBuffer is the capacity of the channel all control subscriptions
-// share (commands are rare and handled off the dispatcher at once).
+// controlBuffer is the capacity of the channel of the control subscription
+// (commands are rare and handled off the dispatcher at once).
 const controlBuffer = 4096
 
 // Runtime runs a worker's bots.
@@ -73,12 +74,15 @@ type Runtime struct {
 	onClaim    func(time.Duration)
 	maxDeliver uint64
 
-	slots    *slots
-	control  chan *nats.Msg
-	serving  sync.WaitGroup // one per delivered job
-	settling sync.WaitGroup // one per joined event settled off the join writer
-	commands sync.WaitGroup // one per leave command being handled
-	started  atomic.Bool
+	slots *slots
+	// controlPrefix is where this worker takes its bots' commands; its
+	// leases name it.
+	controlPrefix string
+	control       chan *nats.Msg
+	serving       sync.WaitGroup // one per delivered job
+	settling      sync.WaitGroup // one per joined event settled off the join writer
+	commands      sync.WaitGroup // one per leave command being handled
+	started       atomic.Bool
 
 	mu       sync.Mutex
 	bots     map[string]*Bot
@@ -93,22 +97,24 @@ func New(cfg Config, nc *nats.Conn, js jetstream.JetStream, topo *topology.Topol
 		return nil, err
 	}
 	events := botevents.New(js, topo.Events)
+	control := botcontrol.NewPrefix()
 	r := &Runtime{
-		cfg:     cfg,
-		nc:      nc,
-		js:      js,
-		topo:    topo,
-		events:  events,
-		leases:  lease.New(js, topo.Leases, topo.Beats, topo.Config.LeaseTTL, cfg.WorkerID, log, reg),
-		acks:    newAcker(nc, cfg.OpTimeout, log),
-		joins:   newJoinWriter(events),
-		handler: h,
-		log:     log,
-		met:     newRuntimeMetrics(reg),
-		slots:   newSlots(cfg.Slots),
-		control: make(chan *nats.Msg, controlBuffer),
-		bots:    make(map[string]*Bot),
-		idle:    make(chan struct{}),
+		cfg:           cfg,
+		nc:            nc,
+		js:            js,
+		topo:          topo,
+		events:        events,
+		leases:        lease.New(js, topo.Leases, topo.Beats, topo.Config.LeaseTTL, lease.Holder{Worker: cfg.WorkerID, Control: control}, log, reg),
+		acks:          newAcker(nc, cfg.OpTimeout, log),
+		joins:         newJoinWriter(events),
+		handler:       h,
+		log:           log,
+		met:           newRuntimeMetrics(reg),
+		slots:         newSlots(cfg.Slots),
+		controlPrefix: control,
+		control:       make(chan *nats.Msg, controlBuffer),
+		bots:          make(map[string]*Bot),
+		idle:          make(chan struct{}),
 	}
 	if topo.Config.JobMaxDeliver > 0 {
 		r.maxDeliver = uint64(topo.Config.JobMaxDeliver)
@@ -142,6 +148,11 @@ func (r *Runtime) Run(ctx context.Context) error {
 	if !r.started.CompareAndSwap(false, true) {
 		return errors.New("jobs runtime: Run called twice")
 	}
+	// Commands reach the bots from their first lease to the end of the drain.
+	sub, err := r.subscribeControl()
+	if err != nil {
+		return fmt.Errorf("jobs runtime: subscribe control: %w", err)
+	}
 	// Bots outlive ctx: they are stopped by the drain, not by ctx.
 	base := context.WithoutCancel(ctx)
 	bg, stopBg := context.WithCancel(base)
@@ -157,6 +168,9 @@ func (r *Runtime) Run(ctx context.Context) error {
 	r.beginDrain()
 	r.awaitMeetings()
 	r.serving.Wait()
+	if err := sub.Unsubscribe(); err != nil {
+		r.log.Warn("unsubscribe control", "error", err)
+	}
 	stopBg()
 	bgWG.Wait()
 	r.settling.Wait()

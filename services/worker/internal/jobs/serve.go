@@ -60,16 +60,6 @@ func (r *Runtime) serve(base context.Context, d *delivery) {
 		return
 	}
 
-	sub := d.sub
-	if sub == nil {
-		var err error
-		if sub, err = r.subscribeControl(b); err != nil {
-			r.finish(base, b, fmt.Errorf("subscribe control: %w", err))
-			return
-		}
-	}
-	defer func() { _ = sub.Unsubscribe() }()
-
 	var run bool
 	var err error
 	switch {

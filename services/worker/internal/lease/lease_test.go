@@ -12,6 +12,7 @@ import (
 
 	"github.com/usherhq/usher/services/worker/internal/lease"
 	wt "github.com/usherhq/usher/services/worker/internal/workertest"
+	"github.com/usherhq/usher/shared/botcontrol"
 	"github.com/usherhq/usher/shared/ids"
 	"github.com/usherhq/usher/shared/logging"
 	"github.com/usherhq/usher/shared/topology"
@@ -28,7 +29,7 @@ func manager(t testing.TB, h *wt.Harness, worker string) (*lease.Manager, *prome
 	if err != nil {
 		t.Fatal(err)
 	}
-	return lease.New(js, h.Topo.Leases, h.Topo.Beats, h.Topo.Config.LeaseTTL, worker, logging.Discard(), reg), reg
+	return lease.New(js, h.Topo.Leases, h.Topo.Beats, h.Topo.Config.LeaseTTL, lease.Holder{Worker: worker, Control: botcontrol.NewPrefix()}, logging.Discard(), reg), reg
 }
 
 func ctx(t *testing.T) context.Context {

@@ -57,6 +57,17 @@ type Value struct {
 	// HandOff is set by a draining worker that left the meeting and published
 	// a hand-off job: the next worker may take the lease over.
 	HandOff bool `json:"hand_off,omitempty"`
+	// Control is the subject prefix the holder takes the bot's commands on
+	// (package botcontrol): senders read it here.
+	Control string `json:"control,omitempty"`
+}
+
+// Holder is who writes a Manager's leases.
+type Holder struct {
+	// Worker is the worker's id.
+	Worker string
+	// Control is its control prefix (botcontrol.NewPrefix).
+	Control string
 }
 
 // Decode reads a lease key's value.
@@ -75,14 +86,15 @@ type beatValue struct {
 
 // Manager acquires one worker's leases and keeps them alive with its heartbeat.
 type Manager struct {
-	js     jetstream.JetStream
-	kv     jetstream.KeyValue
-	beats  jetstream.KeyValue
-	prefix string
-	ttl    time.Duration
-	worker string
-	log    *slog.Logger
-	met    *metrics
+	js      jetstream.JetStream
+	kv      jetstream.KeyValue
+	beats   jetstream.KeyValue
+	prefix  string
+	ttl     time.Duration
+	worker  string
+	control string
+	log     *slog.Logger
+	met     *metrics
 	// beatVal is what this worker's heartbeat key holds.
 	beatVal []byte
 
@@ -122,9 +134,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 }
 
 // New returns a Manager on the leases and heartbeats buckets; ttl is the
-// heartbeats' time to live (topology LeaseTTL) and worker this worker's id.
-func New(js jetstream.JetStream, kv, beats jetstream.KeyValue, ttl time.Duration, worker string, log *slog.Logger, reg prometheus.Registerer) *Manager {
-	beatVal, _ := json.Marshal(beatValue{Worker: worker}) // strings only: it cannot fail
+// heartbeats' time to live (topology LeaseTTL) and holder this worker.
+func New(js jetstream.JetStream, kv, beats jetstream.KeyValue, ttl time.Duration, holder Holder, log *slog.Logger, reg prometheus.Registerer) *Manager {
+	beatVal, _ := json.Marshal(beatValue{Worker: holder.Worker}) // strings only: it cannot fail
 	return &Manager{
 		beatVal: beatVal,
 		js:      js,
@@ -132,7 +144,8 @@ func New(js jetstream.JetStream, kv, beats jetstream.KeyValue, ttl time.Duration
 		beats:   beats,
 		prefix:  "$KV." + topology.BucketLeases + ".",
 		ttl:     ttl,
-		worker:  worker,
+		worker:  holder.Worker,
+		control: holder.Control,
 		log:     log,
 		met:     newMetrics(reg),
 		held:    make(map[*Lease]struct{}),
@@ -257,7 +270,7 @@ func (m *Manager) AcquireMany(ctx context.Context, wants []Want) []Got {
 
 // value is a new lease value of this worker for botID.
 func (m *Manager) value(botID, beat string) ([]byte, error) {
-	val, err := json.Marshal(Value{Worker: m.worker, Token: nuid.Next(), Beat: beat})
+	val, err := json.Marshal(Value{Worker: m.worker, Token: nuid.Next(), Beat: beat, Control: m.control})
 	if err != nil {
 		return nil, fmt.Errorf("encode lease of bot %s: %w", botID, err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/usherhq/usher/services/worker/internal/attend"
 	"github.com/usherhq/usher/services/worker/internal/driver"
 	"github.com/usherhq/usher/services/worker/internal/jobs"
+	"github.com/usherhq/usher/shared/botcontrol"
 	"github.com/usherhq/usher/shared/botevents"
 	"github.com/usherhq/usher/shared/ids"
 	"github.com/usherhq/usher/shared/logging"
@@ -306,21 +307,12 @@ func (r *Runner) Stop() {
 	}
 }
 
-// Leave sends a leave command for the bot as ingest does and returns the reply.
+// Leave sends a leave command for the bot as ingest does (to the worker its
+// lease names) and returns the reply.
 func (h *Harness) Leave(job *usherv1.JoinJob) (*usherv1.ControlReply, error) {
-	data, err := proto.Marshal(&usherv1.LeaveCommand{BotId: job.GetBotId(), Reason: "user_requested"})
-	if err != nil {
-		return nil, err
-	}
-	msg, err := h.NC.Request(topology.ControlSubject(job.GetProject(), job.GetBotId()), data, 2*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	var reply usherv1.ControlReply
-	if err := proto.Unmarshal(msg.Data, &reply); err != nil {
-		return nil, err
-	}
-	return &reply, nil
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return botcontrol.Leave(ctx, h.NC, h.Topo.Leases, job.GetProject(), job.GetBotId(), "user_requested")
 }
 
 // Metric returns the value of the counter or gauge name with labels (a
