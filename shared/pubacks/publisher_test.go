@@ -36,6 +36,21 @@ func newPublisher(t *testing.T, srv *natstest.Server, cfg pubacks.PublisherConfi
 	return p
 }
 
+// listenSilently subscribes to silent.> and never answers: a write there
+// is taken by nobody's stream and waits for its timeout.
+func listenSilently(t *testing.T, srv *natstest.Server) {
+	t.Helper()
+	nc := srv.Conn()
+	sub, err := nc.SubscribeSync("silent.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // noExpectation publishes without a compare-and-set.
 const noExpectation = ^uint64(0)
 
@@ -151,15 +166,7 @@ func TestPublisherFailsWhatGoesUnanswered(t *testing.T) {
 
 	// A listener that never answers: the write times out, within 5/4 of
 	// the timeout and not before it.
-	silent := srv.Conn()
-	sub, err := silent.SubscribeSync("silent.>")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	if err := silent.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	listenSilently(t, srv)
 	start := time.Now()
 	f, err = p.PublishMsgAsync(&nats.Msg{Subject: "silent.one", Data: []byte("x")})
 	if err != nil {
@@ -199,15 +206,7 @@ func TestPublisherFailsPendingWritesOnDisconnect(t *testing.T) {
 	t.Parallel()
 	srv := natstest.New(t)
 	p := newPublisher(t, srv, pubacks.PublisherConfig{Timeout: time.Minute})
-	silent := srv.Conn()
-	sub, err := silent.SubscribeSync("silent.>")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Unsubscribe() })
-	if err := silent.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	listenSilently(t, srv)
 	f, err := p.PublishMsgAsync(&nats.Msg{Subject: "silent.one", Data: []byte("x")})
 	if err != nil {
 		t.Fatal(err)
