@@ -58,9 +58,9 @@ type route struct {
 	HandOff bool   `json:"hand_off"`
 }
 
-// Holder returns the subject of the bot's holder, read from its lease, or
+// holder returns the subject of the bot's holder, read from its lease, or
 // ErrNotHeld.
-func Holder(ctx context.Context, leases jetstream.KeyValue, project, botID string) (string, error) {
+func holder(ctx context.Context, leases jetstream.KeyValue, project, botID string) (string, error) {
 	e, err := leases.Get(ctx, botID)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return "", ErrNotHeld
@@ -91,7 +91,7 @@ func Leave(ctx context.Context, nc *nats.Conn, leases jetstream.KeyValue, projec
 	if err != nil {
 		return nil, fmt.Errorf("encode leave command: %w", err)
 	}
-	subject, err := Holder(ctx, leases, project, botID)
+	subject, err := holder(ctx, leases, project, botID)
 	if err != nil {
 		return nil, err
 	}

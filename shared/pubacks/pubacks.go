@@ -61,11 +61,6 @@ func awaitFuture(ctx context.Context, f *Future) Result {
 	select {
 	case <-f.Done():
 		return f.Result()
-	default:
-	}
-	select {
-	case <-f.Done():
-		return f.Result()
 	case <-ctx.Done():
 	}
 	select {

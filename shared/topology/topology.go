@@ -214,7 +214,7 @@ func (c Config) BotsBucket() jetstream.KeyValueConfig {
 func (c Config) LeasesBucket() jetstream.KeyValueConfig {
 	return jetstream.KeyValueConfig{
 		Bucket:         BucketLeases,
-		Description:    "Usher bot leases: <bot_id> -> worker and its heartbeat key",
+		Description:    "Usher bot leases: <bot_id> -> worker, its heartbeat key and its control prefix",
 		History:        1,
 		LimitMarkerTTL: time.Minute,
 		Storage:        c.storage(),
